@@ -1,0 +1,110 @@
+"""Everything the CLI says to a person goes to stderr through here; stdout carries data only.
+
+Messages look like az's: `ERROR: ...`, `WARNING: ...`, colored only on a terminal without NO_COLOR.
+Library code logs to the `batchai` logger; `configure_logging` decides what reaches stderr
+(--only-show-errors, the default, --verbose, --debug).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+_COLORS = {"ERROR": "\x1b[91m", "WARNING": "\x1b[33m", "INFO": "\x1b[36m", "DEBUG": "\x1b[2m"}
+_RESET = "\x1b[0m"
+
+
+def _use_color(stream) -> bool:
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def _write(level: str, message: str) -> None:
+    stream = sys.stderr
+    text = f"{level}: {message}"
+    if _use_color(stream):
+        text = f"{_COLORS[level]}{text}{_RESET}"
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def error(message: str, *, hint: str | None = None) -> None:
+    _write("ERROR", f"{message} {hint}" if hint else message)
+
+
+def warning(message: str) -> None:
+    logging.getLogger("batchai").warning(message)
+
+
+def info(message: str) -> None:
+    logging.getLogger("batchai").info(message)
+
+
+def report(exc) -> None:
+    """Print a BatchAIError: config problems one per line (file:line:col), then the message."""
+    from batchai_cli.errors import InvalidConfig
+
+    if isinstance(exc, InvalidConfig):
+        for problem in exc.problems:
+            sys.stderr.write(format_problem(problem, exc.file) + "\n")
+    error(exc.message, hint=exc.hint)
+
+
+def format_problem(problem, file: str | None = None) -> str:
+    """`job.json:12:5: error: $.properties.nodeCount: expected an integer`, as compilers print."""
+    where = problem.location(file)
+    path = f"{problem.json_path}: " if problem.json_path else ""
+    prefix = f"{where}: " if where else ""
+    return f"{prefix}{problem.severity}: {path}{problem.message}"
+
+
+def traceback() -> None:
+    import traceback as tb
+
+    tb.print_exc(file=sys.stderr)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (so test runners capture it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _write(record.levelname if record.levelname in _COLORS else "INFO", record.getMessage())
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+_handler: _StderrHandler | None = None
+
+
+def configure_logging(*, verbose: bool = False, debug: bool = False, only_errors: bool = False) -> None:
+    """Route the `batchai` logger (and, under --debug, azure's HTTP logging) to stderr."""
+    global _handler
+    if _handler is None:
+        _handler = _StderrHandler()
+    level = logging.ERROR if only_errors else logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    for name in ("batchai", "azure") if debug else ("batchai",):
+        logger = logging.getLogger(name)
+        if _handler not in logger.handlers:
+            logger.addHandler(_handler)
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def confirm(message: str = "Are you sure you want to perform this operation?") -> None:
+    """Ask y/n on the terminal, as az does; refuse when there is no terminal to ask on."""
+    from batchai_cli.errors import Cancelled
+
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise Cancelled("Unable to prompt for confirmation as no tty available. Use --yes.")
+    while True:
+        sys.stderr.write(f"{message} (y/n): ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        if not answer:
+            raise Cancelled("Operation cancelled.")
+        answer = answer.strip().lower()
+        if answer in ("y", "yes"):
+            return
+        if answer in ("n", "no"):
+            raise Cancelled("Operation cancelled.")

@@ -1,0 +1,67 @@
+"""The operations behind the commands, as functions returning data (az's SDK verbs: create_*,
+get_*, list_*, delete_*). They raise errors from batchai_cli.errors and never print or exit.
+
+Every operation takes a Session: the state store and the subscription id of this invocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from batchai_cli.state import State
+
+
+@dataclass
+class Session:
+    state: State
+    subscription: str
+
+    def close(self) -> None:
+        self.state.close()
+
+
+def open_session() -> Session:
+    from batchai_cli import settings
+    from batchai_cli.state import open_state
+
+    state = open_state()
+    return Session(state=state, subscription=settings.subscription_id())
+
+
+def complete_names(kind: str, params: dict) -> list[str]:
+    """Names for shell completion of `kind`, narrowed by the -g/-w/-e already on the line.
+
+    Reads the state only if it exists (completion must never create $BATCHAI_HOME).
+    """
+    from batchai_cli import ids, settings
+    from batchai_cli.state import STATE_FILE, State
+
+    path = settings.home() / STATE_FILE
+    if not path.is_file():
+        return []
+    state = State(path)
+    try:
+        sub = settings.subscription_id()
+        group = params.get("resource_group") or settings.get_default("group")
+        if kind == "group":
+            return sorted({w["resourceGroup"] for w in _workspaces_with_groups(state, sub)})
+        if kind == "workspace":
+            return state.names("workspace", subscription=sub, resource_group=group)
+        workspace = params.get("workspace") or settings.get_default("workspace")
+        if not (group and workspace):
+            return []
+        parent = ids.workspace_id(sub, group, workspace)
+        if kind == "job":
+            experiment = params.get("experiment") or settings.get_default("experiment")
+            if not experiment:
+                return []
+            parent = parent.child("experiment", experiment)
+        return state.names(kind, parent=parent)
+    finally:
+        state.close()
+
+
+def _workspaces_with_groups(state: State, subscription: str) -> list[dict]:
+    from batchai_cli.ids import resource_group_of
+
+    return [{"resourceGroup": resource_group_of(w["id"])} for w in state.list("workspace", subscription=subscription)]

@@ -7,8 +7,6 @@ Each error carries a message (what is wrong) and an optional hint (what to do ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 
 class BatchAIError(Exception):
     """Base class: a problem the user can act on. Exit code 1."""
@@ -60,19 +58,36 @@ class EngineError(BatchAIError):
     """An engine (local, slurm) could not schedule or control a job."""
 
 
-@dataclass(frozen=True)
 class ConfigProblem:
     """One problem in a job/cluster/file-server file.
 
     json_path is a JSONPath-like location (``$.properties.nodeCount``); line and column are
-    1-based positions in the file when known.
+    1-based positions in the file when known; severity is "error" or "warning".
+    (A plain class, not a dataclass: this module is on every command's start-up path.)
     """
 
-    json_path: str
-    message: str
-    line: int | None = None
-    column: int | None = None
-    severity: str = "error"  # "error" or "warning"
+    __slots__ = ("column", "json_path", "line", "message", "severity")
+
+    def __init__(self, json_path: str, message: str, line: int | None = None, column: int | None = None,
+                 severity: str = "error"):
+        self.json_path = json_path
+        self.message = message
+        self.line = line
+        self.column = column
+        self.severity = severity
+
+    def _key(self) -> tuple:
+        return (self.json_path, self.message, self.line, self.column, self.severity)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConfigProblem) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"ConfigProblem(json_path={self.json_path!r}, message={self.message!r}, line={self.line!r}, "
+                f"column={self.column!r}, severity={self.severity!r})")
 
     def location(self, file: str | None = None) -> str:
         where = file or ""

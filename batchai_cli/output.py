@@ -8,7 +8,6 @@ or when --query is used (as in az), the table shows a result's scalar fields.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -63,6 +62,8 @@ def render(data: Any, fmt: str = "json", *, query: str | None = None,
     if fmt == "none":
         return ""
     if fmt in ("json", "jsonc"):
+        import json
+
         text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str)
         return (colorize_json(text) if fmt == "jsonc" and color else text) + "\n"
     if fmt in ("yaml", "yamlc"):

@@ -15,10 +15,8 @@ CLI processes never see a half-written file and agree on one subscription id.
 
 from __future__ import annotations
 
-import configparser
 import os
 from contextlib import contextmanager
-from pathlib import Path
 
 from batchai_cli.errors import BatchAIError, StateStoreError, UsageError
 
@@ -34,55 +32,101 @@ DEFAULT_NAMES = {
 OUTPUT_FORMATS = ("json", "jsonc", "table", "tsv", "yaml", "yamlc", "none")
 
 
-def home() -> Path:
-    """The folder that holds the settings file and the state database."""
+def home() -> str:
+    """The folder that holds the settings file and the state database.
+
+    (Paths are plain strings in this module: pathlib costs more to import than `--help` may spend.)
+    """
     raw = os.environ.get("BATCHAI_HOME")
-    return Path(raw).expanduser() if raw else Path.home() / ".batchai"
+    return os.path.expanduser(raw) if raw else os.path.join(os.path.expanduser("~"), ".batchai")
 
 
-def ensure_home() -> Path:
+def ensure_home() -> str:
     """Create $BATCHAI_HOME if needed; a clear error when it cannot be used."""
     path = home()
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise StateStoreError(
-            f"BATCHAI_HOME ({path}) is a file, not a folder.",
-            hint="Set BATCHAI_HOME to a folder you can write to.",
-        ) from None
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise _not_a_folder(path) from None
     except OSError as exc:
         raise StateStoreError(
             f"Cannot create BATCHAI_HOME ({path}): {exc.strerror or exc}.",
             hint="Set BATCHAI_HOME to a folder you can write to.",
         ) from None
-    if not path.is_dir():
-        raise StateStoreError(
-            f"BATCHAI_HOME ({path}) is not a folder.", hint="Set BATCHAI_HOME to a folder you can write to."
-        )
+    if not os.path.isdir(path):
+        raise _not_a_folder(path)
     return path
 
 
-def config_path() -> Path:
-    return home() / "config"
+def _not_a_folder(path: str) -> StateStoreError:
+    return StateStoreError(
+        f"BATCHAI_HOME ({path}) is a file, not a folder.", hint="Set BATCHAI_HOME to a folder you can write to."
+    )
 
 
-def _read() -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
+def config_path() -> str:
+    return os.path.join(home(), "config")
+
+
+Sections = dict[str, dict[str, str]]
+_cache: dict = {}
+
+
+def parse_ini(text: str, path: str) -> Sections:
+    """Parse the settings file: `[section]` headers, `name = value` lines, `#`/`;` comments.
+
+    A small parser of our own rather than configparser, whose import and regex compiles cost a
+    noticeable share of every command's start-up.
+    """
+    sections: Sections = {}
+    current: dict[str, str] | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1].strip().lower(), {})
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or current is None or not name.strip():
+            raise BatchAIError(
+                f"The settings file {path} is not valid: line {number}: {raw.strip()!r}.",
+                hint="Fix it by hand or delete it; 'batchai configure' writes a new one.",
+            )
+        current[name.strip().lower()] = value.strip()
+    return sections
+
+
+def format_ini(sections: Sections) -> str:
+    return "".join(
+        f"[{section}]\n" + "".join(f"{name} = {value}\n" for name, value in values.items()) + "\n"
+        for section, values in sections.items()
+    )
+
+
+def _read() -> Sections:
+    """The settings file's contents (re-read only when the file changes)."""
     path = config_path()
     try:
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        if _cache.get("key") == key:
+            return _cache["sections"]
         with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
+            sections = parse_ini(handle.read(), path)
     except FileNotFoundError:
-        pass
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        first_line = str(exc).splitlines()[0]
+        return {}
+    except NotADirectoryError:
+        raise _not_a_folder(home()) from None
+    except UnicodeDecodeError:
         raise BatchAIError(
-            f"The settings file {path} is not valid: {first_line}",
+            f"The settings file {path} is not valid: it is not UTF-8 text.",
             hint="Fix it by hand or delete it; 'batchai configure' writes a new one.",
         ) from None
     except OSError as exc:
         raise BatchAIError(f"Cannot read the settings file {path}: {exc.strerror or exc}.") from None
-    return parser
+    _cache.update(key=key, sections=sections)
+    return sections
 
 
 @contextmanager
@@ -93,7 +137,7 @@ def _locked_update():
 
     folder = ensure_home()
     try:
-        lock = open(folder / "config.lock", "a+b")  # noqa: SIM115 - held for the whole update
+        lock = open(os.path.join(folder, "config.lock"), "a+b")  # noqa: SIM115 - held for the whole update
     except OSError as exc:
         raise StateStoreError(
             f"Cannot write to BATCHAI_HOME ({folder}): {exc.strerror or exc}.",
@@ -101,18 +145,20 @@ def _locked_update():
         ) from None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        parser = _read()
-        yield parser
+        _cache.clear()
+        sections = {name: dict(values) for name, values in _read().items()}
+        yield sections
         try:
             fd, tmp = tempfile.mkstemp(prefix=".config.", dir=folder)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                parser.write(handle)
+                handle.write(format_ini(sections))
             os.replace(tmp, config_path())
         except OSError as exc:
             raise StateStoreError(
                 f"Cannot write the settings file in {folder}: {exc.strerror or exc}.",
                 hint="Set BATCHAI_HOME to a folder you can write to.",
             ) from None
+        _cache.clear()
 
 
 def get_default(name: str) -> str | None:
@@ -120,18 +166,15 @@ def get_default(name: str) -> str | None:
     value = os.environ.get(f"BATCHAI_DEFAULTS_{name.upper()}")
     if value:
         return value
-    value = _read().get("defaults", name, fallback=None)
-    return value or None
+    return _read().get("defaults", {}).get(name) or None
 
 
 def list_defaults() -> list[dict]:
     """Every default in effect, as az's `configure --list-defaults` shows them."""
     result = {}
-    parser = _read()
-    if parser.has_section("defaults"):
-        for name, value in parser.items("defaults"):
-            if value:
-                result[name] = {"name": name, "source": str(config_path()), "value": value}
+    for name, value in _read().get("defaults", {}).items():
+        if value:
+            result[name] = {"name": name, "source": config_path(), "value": value}
     for name in DEFAULT_NAMES:
         value = os.environ.get(f"BATCHAI_DEFAULTS_{name.upper()}")
         if value:
@@ -157,31 +200,28 @@ def set_defaults(pairs: dict[str, str]) -> None:
             ids.check_resource_group(value)
         elif name in ("workspace", "experiment", "cluster"):
             ids.check_name(value, name)
-    with _locked_update() as parser:
-        if not parser.has_section("defaults"):
-            parser.add_section("defaults")
+    with _locked_update() as sections:
+        defaults = sections.setdefault("defaults", {})
         for name, value in pairs.items():
             if value:
-                parser.set("defaults", name, value)
+                defaults[name] = value
             else:
-                parser.remove_option("defaults", name)
+                defaults.pop(name, None)
 
 
 def subscription_id() -> str:
     """The stable local subscription id: from the settings file, generated once if absent."""
-    current = _read().get("core", "subscription", fallback=None)
+    current = _read().get("core", {}).get("subscription")
     if current:
         return current
     import uuid
 
-    with _locked_update() as parser:
+    with _locked_update() as sections:
+        core = sections.setdefault("core", {})
         # Another process may have written one while we waited for the lock: keep theirs.
-        current = parser.get("core", "subscription", fallback=None)
+        current = core.get("subscription")
         if not current:
-            if not parser.has_section("core"):
-                parser.add_section("core")
-            current = str(uuid.uuid4())
-            parser.set("core", "subscription", current)
+            current = core["subscription"] = str(uuid.uuid4())
     return current
 
 
@@ -189,7 +229,5 @@ def set_subscription_id(value: str) -> None:
     from batchai_cli import ids
 
     ids.check_subscription(value)
-    with _locked_update() as parser:
-        if not parser.has_section("core"):
-            parser.add_section("core")
-        parser.set("core", "subscription", value)
+    with _locked_update() as sections:
+        sections.setdefault("core", {})["subscription"] = value

@@ -16,7 +16,6 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from batchai_cli.errors import StateStoreError
 from batchai_cli.ids import ResourceId
@@ -78,7 +77,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _translate(exc: sqlite3.Error, path: Path) -> StateStoreError:
+def _translate(exc: sqlite3.Error, path: str) -> StateStoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return StateStoreError(
@@ -103,7 +102,7 @@ def _translate(exc: sqlite3.Error, path: Path) -> StateStoreError:
 class State:
     """A connection to the state file. Open one per process with `open_state()`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: str):
         self.path = path
         try:
             self._db = sqlite3.connect(path, timeout=_busy_timeout(), isolation_level=None)
@@ -278,7 +277,7 @@ def open_state(*, create: bool = True) -> State:
     from batchai_cli import settings
 
     folder = settings.ensure_home() if create else settings.home()
-    path = folder / STATE_FILE
-    if path.is_dir():
+    path = os.path.join(folder, STATE_FILE)
+    if os.path.isdir(path):
         raise StateStoreError(f"The state file {path} is a folder.", hint="Remove it or set BATCHAI_HOME elsewhere.")
     return State(path)

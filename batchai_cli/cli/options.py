@@ -18,7 +18,6 @@ The returned data is rendered by the framework with -o/--query; returning None p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -35,21 +34,23 @@ DEFAULT_FOR_OPTION = {
 }
 
 
-@dataclass
 class Globals:
-    output: str | None = None
-    query: str | None = None
-    debug: bool = False
-    verbose: bool = False
-    only_show_errors: bool = False
+    """az's global options as given on this command line."""
+
+    def __init__(self) -> None:
+        self.output: str | None = None
+        self.query: str | None = None
+        self.debug = False
+        self.verbose = False
+        self.only_show_errors = False
 
 
-@dataclass
 class App:
     """One per invocation: the global options, and the session opened on first use."""
 
-    globals: Globals = field(default_factory=Globals)
-    _session: Any = None
+    def __init__(self) -> None:
+        self.globals = Globals()
+        self._session: Any = None
 
     @property
     def session(self):
@@ -194,6 +195,24 @@ def _configured(name: str) -> Callable[[], str | None]:
     return default
 
 
+def _require(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    # Checked here rather than with required=True: a configured default may be absent, and Click
+    # versions differ on whether a default callable's None counts as missing.
+    if value in (None, "") and not ctx.resilient_parsing:
+        raise click.MissingParameter(ctx=ctx, param=param)
+    return value
+
+
+def defaulted_option(*flags: str, default_name: str, required: bool, help: str, kind: str | None = None,
+                     dest: str | None = None) -> Callable:
+    """An option that falls back on `batchai configure --defaults <default_name>=...`."""
+    names = (*flags, dest) if dest else flags
+    return click.option(
+        *names, default=_configured(default_name), callback=_require if required else None,
+        help=help + (" [required]" if required else ""), shell_complete=_complete(kind) if kind else None,
+    )
+
+
 def _complete(kind: str) -> Callable:
     """Complete names of `kind` from the state store, within the -g/-w/-e already typed."""
 
@@ -210,28 +229,25 @@ def _complete(kind: str) -> Callable:
 
 
 def resource_group_option(required: bool = True) -> Callable:
-    return click.option(
-        "-g", "--resource-group", "resource_group", required=required, default=_configured("group"),
+    return defaulted_option(
+        "-g", "--resource-group", dest="resource_group", default_name="group", required=required, kind="group",
         help="Name of resource group. You can configure the default group using "
         "`batchai configure --defaults group=<name>`.",
-        shell_complete=_complete("group"),
     )
 
 
 def workspace_option(required: bool = True) -> Callable:
-    return click.option(
-        "-w", "--workspace", "workspace", required=required, default=_configured("workspace"),
+    return defaulted_option(
+        "-w", "--workspace", dest="workspace", default_name="workspace", required=required, kind="workspace",
         help="Name of workspace. You can configure the default using `batchai configure --defaults workspace=<name>`.",
-        shell_complete=_complete("workspace"),
     )
 
 
 def experiment_option(required: bool = True) -> Callable:
-    return click.option(
-        "-e", "--experiment", "experiment", required=required, default=_configured("experiment"),
+    return defaulted_option(
+        "-e", "--experiment", dest="experiment", default_name="experiment", required=required, kind="experiment",
         help="Name of experiment. You can configure the default using "
         "`batchai configure --defaults experiment=<name>`.",
-        shell_complete=_complete("experiment"),
     )
 
 
@@ -239,8 +255,8 @@ def name_option(*flags: str, kind: str, help: str, required: bool = False) -> Ca
     return click.option(*flags, "name", required=required, help=help, shell_complete=_complete(kind))
 
 
-location_option = click.option(
-    "-l", "--location", default=_configured("location"),
+location_option = defaulted_option(
+    "-l", "--location", default_name="location", required=False,
     help="Location. Default: the configured location (`batchai configure --defaults location=<name>`), else the "
     "location of the resource group's other workspaces, else 'local'.",
 )

@@ -1,15 +1,16 @@
 """Everything the CLI says to a person goes to stderr through here; stdout carries data only.
 
 Messages look like az's: `ERROR: ...`, `WARNING: ...`, colored only on a terminal without NO_COLOR.
-Library code logs to the `batchai` logger; `configure_logging` decides what reaches stderr
+Library code reports through batchai_cli.log; `configure_logging` decides what reaches stderr
 (--only-show-errors, the default, --verbose, --debug).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
+
+from batchai_cli import log
 
 _COLORS = {"ERROR": "\x1b[91m", "WARNING": "\x1b[33m", "INFO": "\x1b[36m", "DEBUG": "\x1b[2m"}
 _RESET = "\x1b[0m"
@@ -33,11 +34,11 @@ def error(message: str, *, hint: str | None = None) -> None:
 
 
 def warning(message: str) -> None:
-    logging.getLogger("batchai").warning(message)
+    log.warning("%s", message)
 
 
 def info(message: str) -> None:
-    logging.getLogger("batchai").info(message)
+    log.info("%s", message)
 
 
 def report(exc) -> None:
@@ -64,31 +65,22 @@ def traceback() -> None:
     tb.print_exc(file=sys.stderr)
 
 
-class _StderrHandler(logging.Handler):
-    """Writes to whatever sys.stderr is at the time (so test runners capture it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            _write(record.levelname if record.levelname in _COLORS else "INFO", record.getMessage())
-        except Exception:  # pragma: no cover - logging must never raise
-            self.handleError(record)
-
-
-_handler: _StderrHandler | None = None
-
-
 def configure_logging(*, verbose: bool = False, debug: bool = False, only_errors: bool = False) -> None:
-    """Route the `batchai` logger (and, under --debug, azure's HTTP logging) to stderr."""
-    global _handler
-    if _handler is None:
-        _handler = _StderrHandler()
-    level = logging.ERROR if only_errors else logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    for name in ("batchai", "azure") if debug else ("batchai",):
-        logger = logging.getLogger(name)
-        if _handler not in logger.handlers:
-            logger.addHandler(_handler)
-        logger.setLevel(level)
-        logger.propagate = False
+    """Route batchai_cli.log (and, under --debug, the stdlib loggers such as azure's) to stderr."""
+    level = log.ERROR if only_errors else log.DEBUG if debug else log.INFO if verbose else log.WARNING
+    log.configure(level, _write)
+    if debug:
+        import logging
+
+        class StderrHandler(logging.Handler):
+            # Looks sys.stderr up at each record, so test runners that swap it capture the output.
+            def emit(self, record: logging.LogRecord) -> None:
+                _write(record.levelname if record.levelname in _COLORS else "DEBUG", self.format(record))
+
+        root = logging.getLogger()
+        if not any(type(h).__name__ == "StderrHandler" for h in root.handlers):
+            root.addHandler(StderrHandler())
+        root.setLevel(logging.DEBUG)
 
 
 def confirm(message: str = "Are you sure you want to perform this operation?") -> None:

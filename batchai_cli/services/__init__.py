@@ -6,15 +6,17 @@ Every operation takes a Session: the state store and the subscription id of this
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
 
 from batchai_cli.state import State
 
 
-@dataclass
 class Session:
-    state: State
-    subscription: str
+    """The state store and the subscription id one invocation works in."""
+
+    def __init__(self, state: State, subscription: str):
+        self.state = state
+        self.subscription = subscription
 
     def close(self) -> None:
         self.state.close()
@@ -36,8 +38,8 @@ def complete_names(kind: str, params: dict) -> list[str]:
     from batchai_cli import ids, settings
     from batchai_cli.state import STATE_FILE, State
 
-    path = settings.home() / STATE_FILE
-    if not path.is_file():
+    path = os.path.join(settings.home(), STATE_FILE)
+    if not os.path.isfile(path):
         return []
     state = State(path)
     try:

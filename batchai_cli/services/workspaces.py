@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
-from batchai_cli import ids, state
+from batchai_cli import ids, log, state
 from batchai_cli.errors import AlreadyExists, InvalidState, NotFound
 from batchai_cli.ids import ResourceId
 from batchai_cli.services import Session
-
-log = logging.getLogger("batchai")
 
 DEFAULT_LOCATION = "local"
 

@@ -1,0 +1,41 @@
+# batchai: the two commands a new machine needs are `make demo` and `make test`.
+# Both create the virtual environment (.venv) on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast lint format completions docs check-generated bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./examples/demo.sh
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+completions: $(STAMP)
+	$(BIN)/python scripts/generate.py completions
+
+docs: $(STAMP)
+	$(BIN)/python scripts/generate.py readme
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_startup.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist

@@ -1,0 +1,653 @@
+"""Azure Blob Storage as a Store: a container plus an optional prefix.
+
+Requests go through the small REST client in _rest.py rather than azure-storage-blob's pipeline
+(see that module for the measurement); azure-storage-blob is imported only to sign download SAS
+URLs. Directories are name prefixes. Directory markers written by blobfuse, adlfs and the portal
+(zero-byte blobs with metadata hdi_isfolder=true, or a zero-byte blob whose name is also a
+prefix) are shown as directories and never as files; makedirs writes hdi_isfolder markers so an
+empty directory exists for list_dir and stat as it would on a file system.
+
+Every Azure error is translated where the request was made: 404 -> FileNotFoundError,
+BlobAlreadyExists -> FileExistsError, authorization failures -> PermissionError, rejected
+credentials -> StorageError with one line that names the account and never the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import unquote
+from xml.sax.saxutils import escape
+
+from batchai_cli.errors import StorageError
+from batchai_cli.storage._rest import Response, RestClient
+from batchai_cli.storage.base import (
+    Entry,
+    MiB,
+    Progress,
+    Store,
+    base_name,
+    check_md5,
+    clean_path,
+    join_path,
+    run_parallel,
+)
+from batchai_cli.storage.credentials import StorageCredentials
+
+APPEND_BLOCK_MAX = 4 * MiB
+"""The largest Append Block every service version (and Azurite) accepts."""
+
+FOLDER_METADATA = "hdi_isfolder"
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """One element of a List Blobs page: a blob, or (is_prefix) a BlobPrefix ending in '/'."""
+
+    name: str
+    is_prefix: bool = False
+    size: int = 0
+    last_modified: datetime | None = None
+    content_md5: bytes | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    is_folder_marker: bool = False
+
+
+class BlobStore(Store):
+    """A container (and optional prefix) in Azure Blob Storage, Azurite included."""
+
+    scheme = "azureblob"
+    stores_md5 = True
+
+    def __init__(
+        self,
+        container: str,
+        prefix: str = "",
+        *,
+        credentials: StorageCredentials,
+        page_size: int = 5000,
+        block_size: int = 8 * MiB,
+        single_put_max: int = 32 * MiB,
+        client: RestClient | None = None,
+    ):
+        self.container = container
+        self.prefix = clean_path(prefix)
+        self.credentials = credentials
+        self.client = client or RestClient(credentials.endpoint("blob"), credentials)
+        self.page_size = page_size
+        self.block_size = block_size
+        self.single_put_max = single_put_max
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self.url()!r}, auth={self.credentials.kind})"
+
+    # -- names --------------------------------------------------------------------------------
+
+    def _name(self, path: str) -> str:
+        return join_path(self.prefix, clean_path(path))
+
+    def _relative(self, name: str) -> str:
+        return name[len(self.prefix) + 1 :] if self.prefix else name
+
+    def _blob_path(self, name: str) -> str:
+        return self.client.path_for(self.container, name)
+
+    def url(self, path: str = "") -> str:
+        return self.client.url_for(self.container, self._name(path))
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _error(self, response: Response, path: str = "") -> Exception:
+        """The Python error for a failed response about `path` (a store path)."""
+        code = response.error_code
+        where = self.url(path)
+        account = self.credentials.account_name or self.client.host
+        if response.status == 404 or code in ("ContainerNotFound", "BlobNotFound", "ResourceNotFound"):
+            if code == "ContainerNotFound":
+                return FileNotFoundError(
+                    f"The container '{self.container}' does not exist in storage account '{account}'."
+                )
+            return FileNotFoundError(f"No such blob or directory: {where}")
+        if code in ("BlobAlreadyExists", "ContainerAlreadyExists"):
+            return FileExistsError(f"Already exists: {where}")
+        if response.status in (401, 403):
+            return credentials_error(self.credentials, account, code, response.status)
+        if code in ("InvalidResourceName", "OutOfRangeInput", "InvalidUri") and response.status == 400:
+            return StorageError(
+                f"'{self.container}' is not a valid container name, or the blob name is too long ({code}).",
+                hint="Container names are 3-63 lower-case letters, digits and hyphens.",
+            )
+        return StorageError(f"Azure Blob request for {where} failed: {response.status} {code}.")
+
+    def _check(self, response: Response, path: str = "", ok: tuple[int, ...] = (200, 201, 202, 206)) -> Response:
+        if response.status not in ok:
+            raise self._error(response, path)
+        return response
+
+    # -- listing ------------------------------------------------------------------------------
+
+    def _list(self, prefix: str, *, delimiter: str | None, page_size: int | None = None) -> Iterator[_Listed]:
+        """List Blobs page by page: one request per page_size entries, parsed as it is iterated."""
+        marker = ""
+        while True:
+            query = [("restype", "container"), ("comp", "list"), ("include", "metadata")]
+            query.append(("maxresults", str(page_size or self.page_size)))
+            if prefix:
+                query.append(("prefix", prefix))
+            if delimiter:
+                query.append(("delimiter", delimiter))
+            if marker:
+                query.append(("marker", marker))
+            response = self._check(self.client.request("GET", self.client.path_for(self.container), query=query))
+            root = ET.fromstring(response.body)
+            blobs = root.find("Blobs")
+            for element in blobs if blobs is not None else ():
+                if element.tag == "Blob":
+                    yield _parse_blob(element)
+                elif element.tag == "BlobPrefix":
+                    yield _Listed(name=_element_name(element), is_prefix=True)
+            marker = root.findtext("NextMarker") or ""
+            if not marker:
+                return
+
+    def _has_children(self, name: str) -> bool:
+        return next(iter(self._list(name + "/", delimiter="/", page_size=1)), None) is not None
+
+    def list_dir(self, path: str = "") -> Iterator[Entry]:
+        path = clean_path(path)
+        name = self._name(path)
+        list_prefix = name + "/" if name else ""
+        found = False
+        for item, is_dir in _resolve_markers(self._list(list_prefix, delimiter="/"), keep_dirs=True):
+            found = True
+            relative_name = item.name[len(list_prefix) :].rstrip("/")
+            if not relative_name:
+                continue  # a "dir/" marker blob inside the directory it marks
+            entry_path = join_path(path, relative_name)
+            if is_dir:
+                yield Entry(name=relative_name, path=entry_path, is_dir=True, last_modified=item.last_modified)
+            else:
+                yield self._entry(item, entry_path)
+        if not found and path:
+            entry = self.stat(path)  # FileNotFoundError for a missing path
+            if not entry.is_dir:
+                raise NotADirectoryError(f"Not a directory: {self.url(path)}")
+        if not found and not path:
+            self.stat("")  # FileNotFoundError when the container is missing
+
+    def walk(self, path: str = "") -> Iterator[Entry]:
+        """Every blob below `path` from ONE flat listing, page_size (5000) blobs per request."""
+        path = clean_path(path)
+        name = self._name(path)
+        list_prefix = name + "/" if name else ""
+        found = False
+        for item, is_dir in _resolve_markers(self._list(list_prefix, delimiter=None), keep_dirs=False):
+            found = True
+            if not is_dir:
+                yield self._entry(item, self._relative(item.name))
+        if not found:
+            entry = self.stat(path)
+            if not entry.is_dir:
+                raise NotADirectoryError(f"Not a directory: {self.url(path)}")
+
+    def _entry(self, item: _Listed, path: str) -> Entry:
+        return Entry(
+            name=base_name(path),
+            path=path,
+            is_dir=False,
+            size=item.size,
+            last_modified=item.last_modified,
+            content_md5=item.content_md5,
+            content_type=item.content_type,
+            etag=item.etag,
+        )
+
+    # -- single objects -----------------------------------------------------------------------
+
+    def stat(self, path: str) -> Entry:
+        path = clean_path(path)
+        name = self._name(path)
+        if not path:
+            response = self._check(
+                self.client.request("HEAD", self.client.path_for(self.container), query=[("restype", "container")])
+            )
+            return Entry(name="", path="", is_dir=True, last_modified=_http_date(response.headers))
+        response = self.client.request("HEAD", self._blob_path(name))
+        if response.status == 200:
+            headers = response.headers
+            size = int(headers.get("content-length", "0"))
+            if _is_folder(headers) or (size == 0 and self._has_children(name)):
+                return Entry(name=base_name(path), path=path, is_dir=True, last_modified=_http_date(headers))
+            return Entry(
+                name=base_name(path),
+                path=path,
+                is_dir=False,
+                size=size,
+                last_modified=_http_date(headers),
+                content_md5=_md5_header(headers),
+                content_type=headers.get("content-type"),
+                etag=headers.get("etag"),
+            )
+        if response.status == 404 and self._has_children(name):
+            return Entry(name=base_name(path), path=path, is_dir=True)
+        raise self._error(response, path)
+
+    def read_range(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        path = clean_path(path)
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("offset and length must not be negative")
+        if length == 0:
+            if self.stat(path).is_dir:
+                raise IsADirectoryError(f"Is a directory: {self.url(path)}")
+            return b""
+        headers = {}
+        if offset or length is not None:
+            end = "" if length is None else str(offset + length - 1)
+            headers["x-ms-range"] = f"bytes={offset}-{end}"
+        response = self.client.request("GET", self._blob_path(self._name(path)), headers=headers)
+        if response.status in (200, 206):
+            if _is_folder(response.headers) or (
+                response.status == 200 and not response.body and self._has_children(self._name(path))
+            ):
+                raise IsADirectoryError(f"Is a directory: {self.url(path)}")
+            return response.body
+        if response.status == 416:
+            return b""
+        if response.status == 404 and path and self._has_children(self._name(path)):
+            raise IsADirectoryError(f"Is a directory: {self.url(path)}")
+        raise self._error(response, path)
+
+    def write(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        content_md5: bytes | None = None,
+        overwrite: bool = True,
+    ) -> Entry:
+        path = clean_path(path)
+        if not path:
+            raise IsADirectoryError("The store's root is a directory; give a file path.")
+        md5 = check_md5(data, content_md5)
+        headers = {"x-ms-blob-type": "BlockBlob", "Content-MD5": base64.b64encode(md5).decode()}
+        if content_type:
+            headers["x-ms-blob-content-type"] = content_type
+        if not overwrite:
+            headers["If-None-Match"] = "*"
+        response = self.client.request("PUT", self._blob_path(self._name(path)), headers=headers, body=data)
+        if response.status in (409, 412) and not overwrite:
+            raise FileExistsError(f"Already exists: {self.url(path)}")
+        self._check(response, path)
+        return Entry(
+            name=base_name(path),
+            path=path,
+            is_dir=False,
+            size=len(data),
+            last_modified=_http_date(response.headers),
+            content_md5=md5,
+            content_type=content_type or "application/octet-stream",
+            etag=response.headers.get("etag"),
+        )
+
+    def upload_file(
+        self,
+        path: str,
+        local_path: str | os.PathLike[str],
+        *,
+        content_type: str | None = None,
+        max_concurrency: int = 4,
+        progress: Progress | None = None,
+    ) -> Entry:
+        """Small files in one Put Blob; larger ones as parallel Put Blocks and one Put Block List.
+
+        The block list commit is atomic: until it succeeds readers see the old blob (or none),
+        so a killed upload leaves nothing torn. Memory stays near 2 x max_concurrency blocks.
+        """
+        path = clean_path(path)
+        if not path:
+            raise IsADirectoryError("The store's root is a directory; give a file path.")
+        size = os.path.getsize(local_path)
+        if size <= self.single_put_max:
+            with open(local_path, "rb") as f:
+                data = f.read()
+            entry = self.write(path, data, content_type=content_type)
+            if progress:
+                progress(len(data))
+            return entry
+        return self._upload_blocks(path, local_path, content_type, max(1, max_concurrency), progress)
+
+    def _upload_blocks(
+        self,
+        path: str,
+        local_path: str | os.PathLike[str],
+        content_type: str | None,
+        max_concurrency: int,
+        progress: Progress | None,
+    ) -> Entry:
+        blob_path = self._blob_path(self._name(path))
+        # Block ids must all have one length; the index alone makes a re-run reuse the same ids.
+        block_size = max(self.block_size, -(-os.path.getsize(local_path) // 50_000))
+        digest = hashlib.md5()
+        total = 0
+        block_ids: list[str] = []
+        in_flight = threading.BoundedSemaphore(max_concurrency * 2)
+        failed = threading.Event()
+        futures: list[Future[None]] = []
+
+        def put_block(block_id: str, chunk: bytes) -> None:
+            try:
+                if failed.is_set():
+                    return
+                response = self.client.request(
+                    "PUT", blob_path, query=[("comp", "block"), ("blockid", block_id)], body=chunk
+                )
+                if not response.ok:
+                    failed.set()
+                    raise self._error(response, path)
+                if progress:
+                    progress(len(chunk))
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                in_flight.release()
+
+        with ThreadPoolExecutor(max_workers=max_concurrency) as pool, open(local_path, "rb") as f:
+            while not failed.is_set():
+                in_flight.acquire()
+                chunk = f.read(block_size)
+                if not chunk:
+                    in_flight.release()
+                    break
+                digest.update(chunk)
+                total += len(chunk)
+                block_id = base64.b64encode(f"{len(block_ids):08d}".encode()).decode()
+                block_ids.append(block_id)
+                futures.append(pool.submit(put_block, block_id, chunk))
+                del chunk
+        for future in futures:
+            future.result()
+        md5 = digest.digest()
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?><BlockList>'
+            + "".join(f"<Latest>{escape(b)}</Latest>" for b in block_ids)
+            + "</BlockList>"
+        ).encode()
+        headers = {"x-ms-blob-content-md5": base64.b64encode(md5).decode(), "Content-Type": "application/xml"}
+        if content_type:
+            headers["x-ms-blob-content-type"] = content_type
+        response = self._check(
+            self.client.request("PUT", blob_path, query=[("comp", "blocklist")], headers=headers, body=body), path
+        )
+        return Entry(
+            name=base_name(path),
+            path=path,
+            is_dir=False,
+            size=total,
+            last_modified=_http_date(response.headers),
+            content_md5=md5,
+            content_type=content_type or "application/octet-stream",
+            etag=response.headers.get("etag"),
+        )
+
+    def append(self, path: str, data: bytes, offset: int) -> int:
+        path = clean_path(path)
+        if not path:
+            raise IsADirectoryError("The store's root is a directory; give a file path.")
+        blob_path = self._blob_path(self._name(path))
+        if offset == 0:
+            response = self.client.request(
+                "PUT", blob_path, headers={"x-ms-blob-type": "AppendBlob", "If-None-Match": "*"}
+            )
+            if response.status not in (201, 409, 412):
+                raise self._error(response, path)
+        if not data:
+            size = self.stat(path).size
+            if size != offset:
+                raise _append_conflict(self.url(path), size, offset)
+            return offset
+        position = offset
+        for start in range(0, len(data), APPEND_BLOCK_MAX):
+            chunk = data[start : start + APPEND_BLOCK_MAX]
+            response = self.client.request(
+                "PUT",
+                blob_path,
+                query=[("comp", "appendblock")],
+                headers={"x-ms-blob-condition-appendpos": str(position)},
+                body=chunk,
+            )
+            if response.status == 412 and response.error_code == "AppendPositionConditionNotMet":
+                return self._settle_append(path, data, offset)
+            if response.status == 409 and response.error_code == "InvalidBlobType":
+                raise StorageError(f"{self.url(path)} is not an append blob, so it cannot be appended to.")
+            self._check(response, path)
+            position += len(chunk)
+        return position
+
+    def _settle_append(self, path: str, data: bytes, offset: int) -> int:
+        """After a refused append: succeed if these exact bytes are already there, else refuse."""
+        size = self.stat(path).size
+        if size == offset + len(data) and self.read_range(path, offset, len(data)) == data:
+            return size
+        raise _append_conflict(self.url(path), size, offset)
+
+    def makedirs(self, path: str) -> None:
+        path = clean_path(path)
+        if not path:
+            self.create_root()
+            return
+        try:
+            entry = self.stat(path)
+        except FileNotFoundError:
+            entry = None
+        if entry is not None:
+            if not entry.is_dir:
+                raise FileExistsError(f"A file is in the way: {self.url(path)}")
+            return
+        response = self.client.request(
+            "PUT",
+            self._blob_path(self._name(path)),
+            headers={"x-ms-blob-type": "BlockBlob", f"x-ms-meta-{FOLDER_METADATA}": "true"},
+        )
+        self._check(response, path)
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        path = clean_path(path)
+        if not path:
+            raise ValueError("Refusing to delete the store's root; delete the container instead.")
+        entry = self.stat(path)
+        name = self._name(path)
+        if not entry.is_dir:
+            response = self.client.request("DELETE", self._blob_path(name))
+            self._check(response, path)
+            return
+        if not recursive:
+            raise IsADirectoryError(f"Is a directory (use recursive=True): {self.url(path)}")
+        names = [item.name for item in self._list(name + "/", delimiter=None)]
+
+        def delete_one(index: int) -> None:
+            response = self.client.request("DELETE", self._blob_path(names[index]))
+            if response.status not in (202, 404):
+                raise self._error(response, self._relative(names[index]))
+
+        run_parallel(delete_one, range(len(names)), 8)
+        response = self.client.request("DELETE", self._blob_path(name))  # the marker, if any
+        if response.status not in (202, 404):
+            raise self._error(response, path)
+
+    def download_url(self, path: str, *, expiry_minutes: int = 60) -> str:
+        path = clean_path(path)
+        url = self.url(path)
+        kind = self.credentials.kind
+        if kind == "sas":
+            return f"{url}?{self.credentials.sas_token}"
+        if kind == "anonymous":
+            return url
+        if kind == "login":
+            raise StorageError(
+                "A download URL needs a SAS, which --auth-mode login cannot sign here.",
+                hint="Give --account-key or --sas-token as well.",
+            )
+        from azure.storage.blob import generate_blob_sas
+
+        sas = generate_blob_sas(
+            account_name=self.credentials.account_name,
+            container_name=self.container,
+            blob_name=self._name(path),
+            account_key=self.credentials.account_key,
+            permission="rl",
+            expiry=datetime.now(timezone.utc) + timedelta(minutes=expiry_minutes),
+        )
+        return f"{url}?{sas}"
+
+    def create_root(self) -> bool:
+        response = self.client.request("PUT", self.client.path_for(self.container), query=[("restype", "container")])
+        if response.status == 409 and response.error_code == "ContainerAlreadyExists":
+            return False
+        self._check(response)
+        return True
+
+    def delete_root(self) -> bool:
+        """Delete the container; True if it existed."""
+        response = self.client.request("DELETE", self.client.path_for(self.container), query=[("restype", "container")])
+        if response.status == 404:
+            return False
+        self._check(response)
+        return True
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def credentials_error(credentials: StorageCredentials, account: str, code: str, status: int) -> StorageError:
+    """The one line shown when a storage service refuses the credentials (never showing them)."""
+    kind = credentials.kind
+    if kind == "anonymous":
+        return StorageError(
+            f"The storage account '{account}' needs credentials ({code}).",
+            hint="Give --account-key, --sas-token, --connection-string or --auth-mode login "
+            "(or AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY).",
+        )
+    # Azure says AuthenticationFailed for a bad key or SAS signature, Azurite AuthorizationFailure;
+    # only these codes mean the credentials are good but too narrow.
+    if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "AuthorizationServiceMismatch"):
+        return StorageError(
+            f"The credentials for storage account '{account}' do not allow this ({code}).",
+            hint="Use a SAS with more permissions, or the account key.",
+        )
+    if kind == "key":
+        hint = "Check --account-key or AZURE_STORAGE_KEY."
+    elif kind == "sas":
+        hint = "Check --sas-token or AZURE_STORAGE_SAS_TOKEN (permissions and expiry)."
+    else:
+        hint = "Check that your login has a Storage Blob/File Data role on the account."
+    return StorageError(f"The storage account '{account}' rejected the credentials ({code}).", hint=hint)
+
+
+def _append_conflict(url: str, size: int, offset: int) -> StorageError:
+    return StorageError(
+        f"Refused to append to {url}: it holds {size} bytes, not {offset} (another writer, or an "
+        "earlier append that was lost)."
+    )
+
+
+def _resolve_markers(items: Iterator[_Listed], *, keep_dirs: bool) -> Iterator[tuple[_Listed, bool]]:
+    """(item, is_dir) for a listing, with directory markers recognised and each directory once.
+
+    A zero-byte blob is a marker when its name is also a prefix. Neither Azure nor Azurite
+    promises where a BlobPrefix sorts among the blobs of a page (Azurite sends all prefixes
+    first, the SDK reorders them that way too), so zero-byte blobs wait in `pending` until the
+    listing ends, and are files only if no directory of that name turned up. Memory grows with
+    the number of directories and empty files, never with the number of files.
+    """
+    pending: dict[str, _Listed] = {}
+    dir_names: set[str] = set()
+
+    def directory(name: str, item: _Listed) -> Iterator[tuple[_Listed, bool]]:
+        if name in dir_names:
+            return
+        dir_names.add(name)
+        pending.pop(name, None)
+        if keep_dirs:
+            yield item, True
+
+    for item in items:
+        name = item.name.rstrip("/")
+        if item.is_prefix or item.is_folder_marker or item.name.endswith("/"):
+            yield from directory(name, item)
+            continue
+        if not keep_dirs:  # a flat listing: every parent of a blob is a directory
+            parent = name.rpartition("/")[0]
+            while parent and parent not in dir_names:
+                dir_names.add(parent)
+                pending.pop(parent, None)
+                parent = parent.rpartition("/")[0]
+        if item.size == 0:
+            if name not in dir_names:
+                pending[name] = item
+        else:
+            yield item, False
+    for item in pending.values():
+        yield item, False
+
+
+def _element_name(element: ET.Element) -> str:
+    name_element = element.find("Name")
+    if name_element is None:
+        return ""
+    text = name_element.text or ""
+    return unquote(text) if name_element.get("Encoded") == "true" else text
+
+
+def _parse_blob(element: ET.Element) -> _Listed:
+    properties = element.find("Properties")
+    metadata = element.find("Metadata")
+
+    def prop(tag: str) -> str | None:
+        return properties.findtext(tag) if properties is not None else None
+
+    md5_text = prop("Content-MD5")
+    modified = prop("Last-Modified")
+    is_marker = False
+    if metadata is not None:
+        for child in metadata:
+            if child.tag.lower() == FOLDER_METADATA and (child.text or "").lower() == "true":
+                is_marker = True
+    return _Listed(
+        name=_element_name(element),
+        size=int(prop("Content-Length") or 0),
+        last_modified=parsedate_to_datetime(modified) if modified else None,
+        content_md5=base64.b64decode(md5_text) if md5_text else None,
+        content_type=prop("Content-Type") or None,
+        etag=_quoted(prop("Etag")),
+        is_folder_marker=is_marker,
+    )
+
+
+def _quoted(etag: str | None) -> str | None:
+    """ETags as the response header carries them, quoted (listings leave the quotes off)."""
+    return etag if not etag or etag.startswith('"') else f'"{etag}"'
+
+
+def _is_folder(headers: Mapping[str, str]) -> bool:
+    return headers.get(f"x-ms-meta-{FOLDER_METADATA}", "").lower() == "true"
+
+
+def _http_date(headers: Mapping[str, str]) -> datetime | None:
+    value = headers.get("last-modified")
+    return parsedate_to_datetime(value) if value else None
+
+
+def _md5_header(headers: Mapping[str, str]) -> bytes | None:
+    value = headers.get("content-md5")
+    return base64.b64decode(value) if value else None

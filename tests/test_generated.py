@@ -47,3 +47,14 @@ def test_readme_console_sessions_are_true(home, capsys):
             result = run_cli(capsys, *argv[1:])
             assert result.code == 0, f"{command}: {result.err}"
             assert result.out.splitlines() == expected, command
+
+
+def test_lazy_group_help_matches_each_groups_docstring():
+    import click
+
+    from batchai_cli.cli import LAZY_GROUPS, cli
+
+    ctx = click.Context(cli)
+    for name, (_target, short_help) in LAZY_GROUPS.items():
+        command = cli.get_command(ctx, name)
+        assert command.get_short_help_str(limit=200) == short_help, name

@@ -17,15 +17,20 @@ def _walk(command: click.Command, ctx: click.Context):
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             if sub is not None and not sub.hidden:
-                yield from _walk(sub, click.Context(sub, info_name=name, parent=ctx,
-                                                    terminal_width=WIDTH, max_content_width=WIDTH))
+                yield from _walk(sub, _context(sub, name, ctx))
+
+
+def _context(command: click.Command, name: str, parent: click.Context | None = None) -> click.Context:
+    # Built by hand, so the settings make_context would apply (-h) are given here.
+    return click.Context(command, info_name=name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH,
+                         help_option_names=["-h", "--help"])
 
 
 def command_reference() -> str:
     """Markdown: the --help of every command, in tree order."""
     from batchai_cli.cli import cli
 
-    root = click.Context(cli, info_name="batchai", terminal_width=WIDTH, max_content_width=WIDTH)
+    root = _context(cli, "batchai")
     parts = []
     for command, ctx in _walk(cli, root):
         title = ctx.command_path

@@ -6,6 +6,7 @@ import click
 
 from batchai_cli.cli import tables
 from batchai_cli.cli.options import (
+    defaulted_option,
     group,
     ids_option,
     location_option,
@@ -19,6 +20,11 @@ from batchai_cli.cli.targets import resolve_targets
 from batchai_cli.services import workspaces
 
 _NAME_HELP = "Name of workspace."
+# show and delete fall back on the configured default workspace, as -w does elsewhere.
+_defaulted_name = defaulted_option(
+    "-n", "--workspace", dest="name", default_name="workspace", required=False, kind="workspace",
+    help=_NAME_HELP + " You can configure the default using `batchai configure --defaults workspace=<name>`.",
+)
 
 
 @group()
@@ -44,7 +50,7 @@ def create(app, resource_group, name, location):
 
 @workspace.command("show", table=tables.workspaces)
 @resource_group_option(required=False)
-@name_option("-n", "--workspace", kind="workspace", help=_NAME_HELP)
+@_defaulted_name
 @ids_option
 @pass_app
 def show(app, resource_group, name, ids):
@@ -78,7 +84,7 @@ def list_(app, resource_group):
 
 @workspace.command("delete")
 @resource_group_option(required=False)
-@name_option("-n", "--workspace", kind="workspace", help=_NAME_HELP)
+@_defaulted_name
 @ids_option
 @click.option("--force", is_flag=True, help="Also delete the experiments (with their jobs), clusters and file "
               "servers the workspace holds. Without it, a workspace that holds any is kept.")

@@ -29,7 +29,8 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from email.utils import formatdate
+from datetime import datetime
+from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from batchai_cli import __version__
@@ -305,3 +306,41 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, http.client.RemoteDisconnected):
         return "connection closed by the server"
     return type(exc).__name__ + (f" ({exc})" if str(exc) else "")
+
+
+def credentials_error(credentials: StorageCredentials, code: str, account: str) -> StorageError:
+    """The one line shown when a storage service refuses the credentials (never showing them)."""
+    kind = credentials.kind
+    if kind == "anonymous":
+        return StorageError(
+            f"The storage account '{account}' needs credentials ({code}).",
+            hint="Give --account-key, --sas-token, --connection-string or --auth-mode login "
+            "(or AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY).",
+        )
+    # Azure says AuthenticationFailed for a bad key or SAS signature, Azurite AuthorizationFailure;
+    # only these codes mean the credentials are good but too narrow.
+    if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "AuthorizationServiceMismatch"):
+        return StorageError(
+            f"The credentials for storage account '{account}' do not allow this ({code}).",
+            hint="Use a SAS with more permissions, or the account key.",
+        )
+    if kind == "key":
+        hint = "Check --account-key or AZURE_STORAGE_KEY."
+    elif kind == "sas":
+        hint = "Check --sas-token or AZURE_STORAGE_SAS_TOKEN (permissions and expiry)."
+    else:
+        hint = "Check that your login has a Storage Blob/File Data role on the account."
+    return StorageError(f"The storage account '{account}' rejected the credentials ({code}).", hint=hint)
+
+
+def quoted_etag(etag: str | None) -> str | None:
+    """ETags as the response header carries them, quoted (listings leave the quotes off)."""
+    return etag if not etag or etag.startswith('"') else f'"{etag}"'
+
+
+def http_date(value: str | None) -> datetime | None:
+    return parsedate_to_datetime(value) if value else None
+
+
+def md5_header(value: str | None) -> bytes | None:
+    return base64.b64decode(value) if value else None

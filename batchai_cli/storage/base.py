@@ -309,6 +309,19 @@ class Store(ABC):
             raise
         return entry
 
+    def _settle_append(self, path: str, data: bytes, offset: int, size: int) -> int:
+        """For append(), when the file is `size` bytes instead of `offset`.
+
+        If `data` is already there at `offset` (an append whose answer was lost, then retried),
+        return the size; otherwise raise StorageError, so nothing is written twice or out of place.
+        """
+        if size == offset + len(data) and self.read_range(path, offset, len(data)) == data:
+            return size
+        raise StorageError(
+            f"Refused to append to {self.url(path)}: it holds {size} bytes, not {offset} (another "
+            "writer, or an earlier append that was lost)."
+        )
+
     def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release
         """Release connections; the store must not be used afterwards."""
 

@@ -23,12 +23,11 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
 from batchai_cli.errors import StorageError
-from batchai_cli.storage._rest import Response, RestClient
+from batchai_cli.storage._rest import Response, RestClient, credentials_error, http_date, md5_header, quoted_etag
 from batchai_cli.storage.base import (
     Entry,
     MiB,
@@ -120,7 +119,7 @@ class BlobStore(Store):
         if code in ("BlobAlreadyExists", "ContainerAlreadyExists"):
             return FileExistsError(f"Already exists: {where}")
         if response.status in (401, 403):
-            return credentials_error(self.credentials, account, code, response.status)
+            return credentials_error(self.credentials, code, account)
         if code in ("InvalidResourceName", "OutOfRangeInput", "InvalidUri") and response.status == 400:
             return StorageError(
                 f"'{self.container}' is not a valid container name, or the blob name is too long ({code}).",
@@ -220,20 +219,22 @@ class BlobStore(Store):
             response = self._check(
                 self.client.request("HEAD", self.client.path_for(self.container), query=[("restype", "container")])
             )
-            return Entry(name="", path="", is_dir=True, last_modified=_http_date(response.headers))
+            return Entry(name="", path="", is_dir=True, last_modified=http_date(response.headers.get("last-modified")))
         response = self.client.request("HEAD", self._blob_path(name))
         if response.status == 200:
             headers = response.headers
             size = int(headers.get("content-length", "0"))
             if _is_folder(headers) or (size == 0 and self._has_children(name)):
-                return Entry(name=base_name(path), path=path, is_dir=True, last_modified=_http_date(headers))
+                return Entry(
+                    name=base_name(path), path=path, is_dir=True, last_modified=http_date(headers.get("last-modified"))
+                )
             return Entry(
                 name=base_name(path),
                 path=path,
                 is_dir=False,
                 size=size,
-                last_modified=_http_date(headers),
-                content_md5=_md5_header(headers),
+                last_modified=http_date(headers.get("last-modified")),
+                content_md5=md5_header(headers.get("content-md5")),
                 content_type=headers.get("content-type"),
                 etag=headers.get("etag"),
             )
@@ -293,7 +294,7 @@ class BlobStore(Store):
             path=path,
             is_dir=False,
             size=len(data),
-            last_modified=_http_date(response.headers),
+            last_modified=http_date(response.headers.get("last-modified")),
             content_md5=md5,
             content_type=content_type or "application/octet-stream",
             etag=response.headers.get("etag"),
@@ -394,7 +395,7 @@ class BlobStore(Store):
             path=path,
             is_dir=False,
             size=total,
-            last_modified=_http_date(response.headers),
+            last_modified=http_date(response.headers.get("last-modified")),
             content_md5=md5,
             content_type=content_type or "application/octet-stream",
             etag=response.headers.get("etag"),
@@ -413,9 +414,7 @@ class BlobStore(Store):
                 raise self._error(response, path)
         if not data:
             size = self.stat(path).size
-            if size != offset:
-                raise _append_conflict(self.url(path), size, offset)
-            return offset
+            return offset if size == offset else self._settle_append(path, data, offset, size)
         position = offset
         for start in range(0, len(data), APPEND_BLOCK_MAX):
             chunk = data[start : start + APPEND_BLOCK_MAX]
@@ -427,19 +426,12 @@ class BlobStore(Store):
                 body=chunk,
             )
             if response.status == 412 and response.error_code == "AppendPositionConditionNotMet":
-                return self._settle_append(path, data, offset)
+                return self._settle_append(path, data, offset, self.stat(path).size)
             if response.status == 409 and response.error_code == "InvalidBlobType":
                 raise StorageError(f"{self.url(path)} is not an append blob, so it cannot be appended to.")
             self._check(response, path)
             position += len(chunk)
         return position
-
-    def _settle_append(self, path: str, data: bytes, offset: int) -> int:
-        """After a refused append: succeed if these exact bytes are already there, else refuse."""
-        size = self.stat(path).size
-        if size == offset + len(data) and self.read_range(path, offset, len(data)) == data:
-            return size
-        raise _append_conflict(self.url(path), size, offset)
 
     def makedirs(self, path: str) -> None:
         path = clean_path(path)
@@ -529,38 +521,6 @@ class BlobStore(Store):
         self.client.close()
 
 
-def credentials_error(credentials: StorageCredentials, account: str, code: str, status: int) -> StorageError:
-    """The one line shown when a storage service refuses the credentials (never showing them)."""
-    kind = credentials.kind
-    if kind == "anonymous":
-        return StorageError(
-            f"The storage account '{account}' needs credentials ({code}).",
-            hint="Give --account-key, --sas-token, --connection-string or --auth-mode login "
-            "(or AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY).",
-        )
-    # Azure says AuthenticationFailed for a bad key or SAS signature, Azurite AuthorizationFailure;
-    # only these codes mean the credentials are good but too narrow.
-    if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "AuthorizationServiceMismatch"):
-        return StorageError(
-            f"The credentials for storage account '{account}' do not allow this ({code}).",
-            hint="Use a SAS with more permissions, or the account key.",
-        )
-    if kind == "key":
-        hint = "Check --account-key or AZURE_STORAGE_KEY."
-    elif kind == "sas":
-        hint = "Check --sas-token or AZURE_STORAGE_SAS_TOKEN (permissions and expiry)."
-    else:
-        hint = "Check that your login has a Storage Blob/File Data role on the account."
-    return StorageError(f"The storage account '{account}' rejected the credentials ({code}).", hint=hint)
-
-
-def _append_conflict(url: str, size: int, offset: int) -> StorageError:
-    return StorageError(
-        f"Refused to append to {url}: it holds {size} bytes, not {offset} (another writer, or an "
-        "earlier append that was lost)."
-    )
-
-
 def _resolve_markers(items: Iterator[_Listed], *, keep_dirs: bool) -> Iterator[tuple[_Listed, bool]]:
     """(item, is_dir) for a listing, with directory markers recognised and each directory once.
 
@@ -626,28 +586,13 @@ def _parse_blob(element: ET.Element) -> _Listed:
     return _Listed(
         name=_element_name(element),
         size=int(prop("Content-Length") or 0),
-        last_modified=parsedate_to_datetime(modified) if modified else None,
+        last_modified=http_date(modified),
         content_md5=base64.b64decode(md5_text) if md5_text else None,
         content_type=prop("Content-Type") or None,
-        etag=_quoted(prop("Etag")),
+        etag=quoted_etag(prop("Etag")),
         is_folder_marker=is_marker,
     )
 
 
-def _quoted(etag: str | None) -> str | None:
-    """ETags as the response header carries them, quoted (listings leave the quotes off)."""
-    return etag if not etag or etag.startswith('"') else f'"{etag}"'
-
-
 def _is_folder(headers: Mapping[str, str]) -> bool:
     return headers.get(f"x-ms-meta-{FOLDER_METADATA}", "").lower() == "true"
-
-
-def _http_date(headers: Mapping[str, str]) -> datetime | None:
-    value = headers.get("last-modified")
-    return parsedate_to_datetime(value) if value else None
-
-
-def _md5_header(headers: Mapping[str, str]) -> bytes | None:
-    value = headers.get("content-md5")
-    return base64.b64decode(value) if value else None

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from batchai_cli.errors import StorageError
 from batchai_cli.storage.base import Entry, Progress, Store, base_name, check_md5, clean_path, join_path
 
 
@@ -167,12 +166,7 @@ class LocalStore(Store):
         try:
             size = os.fstat(fd).st_size
             if size != offset:
-                if size == offset + len(data) and os.pread(fd, len(data), offset) == data:
-                    return size  # a retry of an append that already landed
-                raise StorageError(
-                    f"Refused to append to {target}: it holds {size} bytes, not {offset} (another "
-                    "writer, or an earlier append that was lost)."
-                )
+                return self._settle_append(path, data, offset, size)
             written = 0
             while written < len(data):
                 written += os.pwrite(fd, data[written:], offset + written)

@@ -1,0 +1,268 @@
+"""Rules no JSON Schema can state: duplicates across a list, numbers compared with each other, keys
+that must parse, placeholders left to fill in.
+
+They run on the normalized 2018-05-01 document whatever else is wrong with it, so every function
+checks the types it touches instead of trusting them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import struct
+from datetime import timedelta
+
+from batchai_cli.config.issues import Issue, describe
+from batchai_cli.config.schemas import TOOLKIT_SETTINGS
+
+ACCOUNT_PLACEHOLDER = "<AZURE_BATCHAI_STORAGE_ACCOUNT>"
+KEY_PLACEHOLDER = "<AZURE_BATCHAI_STORAGE_KEY>"
+MOUNT_KINDS = ("azureFileShares", "azureBlobFileSystems", "fileServers", "unmanagedFileSystems")
+_FREE_PLACEHOLDER = re.compile(r"<[^<>\n]{1,80}>|\[[Yy]our [^\]\n]{1,80}\]|FILL-IN-HERE", re.I)
+_COMMAND_KEYS = {
+    "commandLine",
+    "commandLineArgs",
+    "masterCommandLineArgs",
+    "workerCommandLineArgs",
+    "parameterServerCommandLineArgs",
+    "mountCommand",
+    "mountOptions",
+    "$schema",
+    "$comment",
+}
+_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$")
+_ISO = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """maxWallClockTime as .NET writes it ("7.00:00:00") or ISO 8601 ("P7D"); None if neither."""
+    match = _TIMESPAN.match(text)
+    if match:
+        days, hours, minutes, seconds, fraction = match.groups()
+        if int(hours) > 23 or int(minutes) > 59 or int(seconds) > 59:
+            return None
+        return timedelta(
+            days=int(days or 0),
+            hours=int(hours),
+            minutes=int(minutes),
+            seconds=int(seconds) + float(f"0.{fraction or 0}"),
+        )
+    match = _ISO.match(text)
+    if match and text != "P" and not text.endswith("T"):
+        years, months, weeks, days, hours, minutes, seconds = (float(g or 0) for g in match.groups())
+        return timedelta(
+            days=years * 365 + months * 30 + weeks * 7 + days, hours=hours, minutes=minutes, seconds=seconds
+        )
+    return None
+
+
+def is_valid_ssh_public_key(text: str) -> bool:
+    """az's check: at least two fields, and the base64 blob starts with the key type, length-prefixed."""
+    parts = text.split()
+    if len(parts) < 2:
+        return False
+    try:
+        blob = base64.b64decode(parts[1].encode(), validate=False)
+        (length,) = struct.unpack(">I", blob[:4])
+    except (binascii.Error, struct.error, ValueError):
+        return False
+    return blob[4 : 4 + length] == parts[0].encode()
+
+
+def looks_like_key_path(text: str) -> bool:
+    return (len(text.split()) == 1 and text.startswith(("~", "/", "."))) or text.endswith(".pub")
+
+
+def check_document(data: dict, kind: str, *, toolkit: str | None = None) -> list[Issue]:
+    properties = data.get("properties")
+    if not isinstance(properties, dict):
+        return []
+    base = ("properties",)
+    issues = placeholders(properties, base)
+    if kind == "job":
+        issues += mount_paths(properties.get("mountVolumes"), (*base, "mountVolumes"))
+        issues += job_rules(properties, base)
+        issues += schema_toolkit(properties, toolkit)
+    elif kind == "cluster":
+        node_setup = properties.get("nodeSetup")
+        if isinstance(node_setup, dict):
+            issues += mount_paths(node_setup.get("mountVolumes"), (*base, "nodeSetup", "mountVolumes"))
+        issues += scale_rules(properties.get("scaleSettings"), (*base, "scaleSettings"))
+        issues += ssh_key(properties.get("userAccountSettings"), (*base, "userAccountSettings"))
+    else:
+        ssh = properties.get("sshConfiguration")
+        if isinstance(ssh, dict):
+            issues += ssh_key(ssh.get("userAccountSettings"), (*base, "sshConfiguration", "userAccountSettings"))
+    return issues
+
+
+def mount_paths(volumes, path: tuple, added: dict[tuple, str] | None = None) -> list[Issue]:
+    """Two mounts on one relativeMountPath: az sent both, and the second hid the first.
+
+    `added` labels the entries that options added ({(kind, index): "--afs-mount-path afs"}); a clash
+    between an option and the file is reported at the file's entry, which has a line to point at.
+    """
+    if not isinstance(volumes, dict):
+        return []
+    added = added or {}
+    taken: dict[str, tuple] = {}
+    issues = []
+    for kind in MOUNT_KINDS:
+        entries = volumes.get(kind)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            mount = entry.get("relativeMountPath") if isinstance(entry, dict) else None
+            if not isinstance(mount, str):
+                continue
+            where = (*path, kind, index, "relativeMountPath")
+            normalized = "/".join(part for part in mount.split("/") if part not in ("", "."))
+            if normalized not in taken:
+                taken[normalized] = (kind, index, where)
+                continue
+            first_kind, first_index, first_where = taken[normalized]
+            option, first_option = added.get((kind, index)), added.get((first_kind, first_index))
+            if option and not first_option:
+                issues.append(Issue(first_where, f'{option} mounts on "{mount}" too; choose another mount path'))
+            elif option:
+                issues.append(Issue(where, f'{option} and {first_option} mount on the same path "{mount}"'))
+            else:
+                issues.append(
+                    Issue(
+                        where,
+                        f'two mounts on relativeMountPath "{mount}": '
+                        f"{first_kind}[{first_index}] mounts there too; give each its own path",
+                    )
+                )
+    return issues
+
+
+def job_rules(properties: dict, base: tuple) -> list[Issue]:
+    issues: list[Issue] = []
+    for field in ("inputDirectories", "outputDirectories"):
+        issues += unique_names(properties.get(field), (*base, field), "id", "directory id")
+    outputs = properties.get("outputDirectories")
+    for index, entry in enumerate(outputs if isinstance(outputs, list) else []):
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"].lower() == "stdouterr":
+            issues.append(
+                Issue(
+                    (*base, "outputDirectories", index, "id"),
+                    '"stdouterr" is reserved for the job\'s stdout and stderr; choose another id',
+                )
+            )
+    names: dict = {}
+    for field in ("environmentVariables", "secrets"):
+        issues += unique_names(properties.get(field), (*base, field), "name", "environment variable", names)
+    node_count = properties.get("nodeCount")
+    settings = properties.get("tensorFlowSettings")
+    servers = settings.get("parameterServerCount") if isinstance(settings, dict) else None
+    if _is_int(node_count) and _is_int(servers) and servers > node_count:
+        issues.append(
+            Issue(
+                (*base, "tensorFlowSettings", "parameterServerCount"),
+                f"at most nodeCount ({node_count}) parameter servers, got {servers}",
+            )
+        )
+    constraints = properties.get("constraints")
+    limit = constraints.get("maxWallClockTime") if isinstance(constraints, dict) else None
+    if isinstance(limit, str):
+        duration = parse_duration(limit)
+        if duration is not None and duration <= timedelta(0):
+            issues.append(Issue((*base, "constraints", "maxWallClockTime"), "must be longer than zero"))
+    return issues
+
+
+def unique_names(entries, path: tuple, key: str, what: str, seen: dict | None = None) -> list[Issue]:
+    issues: list[Issue] = []
+    seen = {} if seen is None else seen
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        name = entry.get(key) if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            issues.append(Issue((*path, index, key), f'{what} "{name}" is given twice (also at {seen[name]})'))
+        else:
+            seen[name] = f"{path[-1]}[{index}]"
+    return issues
+
+
+def scale_rules(scale, path: tuple) -> list[Issue]:
+    auto = scale.get("autoScale") if isinstance(scale, dict) else None
+    if not isinstance(auto, dict):
+        return []
+    low, high, initial = (auto.get(k) for k in ("minimumNodeCount", "maximumNodeCount", "initialNodeCount"))
+    where = (*path, "autoScale")
+    if _is_int(low) and _is_int(high) and low > high:
+        return [
+            Issue(
+                (*where, "maximumNodeCount"),
+                f"Maximum nodes count must be greater or equal to minimum nodes count ({high} < {low})",
+            )
+        ]
+    if _is_int(low) and _is_int(high) and _is_int(initial) and not low <= initial <= high:
+        return [
+            Issue(
+                (*where, "initialNodeCount"),
+                f"initialNodeCount must be between minimumNodeCount ({low}) "
+                f"and maximumNodeCount ({high}), got {initial}",
+            )
+        ]
+    return []
+
+
+def ssh_key(account, path: tuple) -> list[Issue]:
+    key = account.get("adminUserSshPublicKey") if isinstance(account, dict) else None
+    if not isinstance(key, str) or looks_like_key_path(key) or is_valid_ssh_public_key(key):
+        return []
+    return [Issue((*path, "adminUserSshPublicKey"), "Incorrect ssh public key value.")]
+
+
+def schema_toolkit(properties: dict, toolkit: str | None) -> list[Issue]:
+    if toolkit is None:
+        return []
+    others = [key for key in TOOLKIT_SETTINGS if key in properties and key != toolkit]
+    if not others:
+        return []
+    return [
+        Issue(
+            ("$schema",),
+            f"$schema is the {TOOLKIT_SETTINGS[toolkit]} job schema, but the job gives {' and '.join(others)}",
+            "warning",
+        )
+    ]
+
+
+def placeholders(node, path: tuple, in_mounts: bool = False) -> list[Issue]:
+    """Unfilled placeholders: az replaced its two only inside mountVolumes, and never free text."""
+    issues: list[Issue] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key not in _COMMAND_KEYS:
+                issues += placeholders(value, (*path, key), in_mounts or key == "mountVolumes")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            issues += placeholders(value, (*path, index), in_mounts)
+    elif isinstance(node, str):
+        rest = node.replace(ACCOUNT_PLACEHOLDER, "").replace(KEY_PLACEHOLDER, "")
+        if rest != node and not in_mounts:
+            issues.append(
+                Issue(
+                    path,
+                    "the <AZURE_BATCHAI_STORAGE_...> placeholders are filled in only inside "
+                    "mountVolumes (as az did); here it stays as written",
+                    "warning",
+                )
+            )
+        found = _FREE_PLACEHOLDER.search(rest)
+        if found:
+            issues.append(
+                Issue(
+                    path,
+                    f"{describe(found.group())} looks like a placeholder left to fill in (az sent it as written)",
+                    "warning",
+                )
+            )
+    return issues
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers import SUBSCRIPTION, Result, run_cli
 
-pytest_plugins: list[str] = ["tests.fixtures.azurite", "tests.fixtures.azfiles"]
+pytest_plugins: list[str] = ["tests.fixtures.azurite", "tests.fixtures.azfiles", "tests.fixtures.containers"]
 
 
 @pytest.fixture

@@ -39,7 +39,25 @@ MIGRATIONS: list[str] = [
     CREATE INDEX resources_by_parent ON resources(parent_key, kind);
     CREATE INDEX resources_by_group ON resources(kind, subscription, resource_group);
     """,
+    # What az never shows: a resource's secrets (storage keys, secret values, the full request), and
+    # jobs' scheduling records (node claims, the runner process).
+    """
+    ALTER TABLE resources ADD COLUMN private TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE runs (
+        job_key     TEXT PRIMARY KEY REFERENCES resources(key) ON DELETE CASCADE,
+        cluster_key TEXT NOT NULL,
+        priority    INTEGER NOT NULL,            -- 0 high, 1 normal, 2 low: queue order, then seq
+        seq         INTEGER NOT NULL,            -- submission order
+        node_count  INTEGER NOT NULL,
+        phase       TEXT NOT NULL,               -- queued | running | terminating | ended
+        nodes       TEXT NOT NULL DEFAULT '[]',  -- JSON: node indexes held while running
+        runner      TEXT                         -- JSON: {"pid", "start", "host"} of the job's runner
+    );
+    CREATE INDEX runs_by_cluster ON runs(cluster_key, phase);
+    """,
 ]
+# Phases that hold (or wait for) a cluster's nodes.
+ACTIVE_PHASES = ("queued", "running", "terminating")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -195,7 +213,27 @@ class State:
         )
         return [(row[0], row[1]) for row in rows]
 
-    def create(self, rid: ResourceId, body: dict) -> dict:
+    def get_key_id(self, key: str) -> str | None:
+        """The id, as the user spelled it, of the resource stored under `key` (a lower-cased id)."""
+        rows = self._query("SELECT body FROM resources WHERE key = ?", (key,))
+        return json.loads(rows[0][0]).get("id") if rows else None
+
+    def get_private(self, rid: ResourceId) -> dict:
+        """The part of a resource az never shows (keys, secret values); {} if none or no resource."""
+        rows = self._query("SELECT private FROM resources WHERE key = ?", (rid.key,))
+        return json.loads(rows[0][0]) if rows else {}
+
+    def update_private(self, rid: ResourceId, change: Callable[[dict], dict]) -> dict:
+        """Read-modify-write a resource's private part. MissingResource if it does not exist."""
+        with self.transaction() as db:
+            row = db.execute("SELECT private FROM resources WHERE key = ?", (rid.key,)).fetchone()
+            if row is None:
+                raise MissingResource(str(rid))
+            private = change(json.loads(row[0]))
+            db.execute("UPDATE resources SET private = ? WHERE key = ?", (json.dumps(private), rid.key))
+        return private
+
+    def create(self, rid: ResourceId, body: dict, *, private: dict | None = None) -> dict:
         """Insert a new resource. DuplicateResource if the id is taken, MissingParent if its parent is gone."""
         stamp = now_iso()
         parent = rid.parent
@@ -207,9 +245,9 @@ class State:
                     raise MissingParent(str(parent))
                 db.execute(
                     "INSERT INTO resources (key, parent_key, kind, subscription, resource_group, name, body,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_at, updated_at, private) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (rid.key, parent.key if parent else None, rid.kind, rid.subscription, rid.resource_group,
-                     rid.name, json.dumps(body), stamp, stamp),
+                     rid.name, json.dumps(body), stamp, stamp, json.dumps(private or {})),
                 )
         except sqlite3.IntegrityError:
             raise DuplicateResource(str(rid)) from None
@@ -270,6 +308,131 @@ class State:
                 args += (resource_group,)
             rows = self._query(sql + " ORDER BY name", args)
         return [row[0] for row in rows]
+
+    # -- job runs -------------------------------------------------------------------------------
+
+    def create_job(
+        self, rid: ResourceId, body: dict, *, cluster_key: str, priority: int, node_count: int, private: dict
+    ) -> dict:
+        """Insert a job (with its private part) and its queued run in one transaction.
+        DuplicateResource if the name is taken, MissingParent if the experiment is gone."""
+        stamp = now_iso()
+        parent = rid.parent
+        try:
+            with self.transaction() as db:
+                if not db.execute("SELECT 1 FROM resources WHERE key = ?", (parent.key,)).fetchone():
+                    raise MissingParent(str(parent))
+                db.execute(
+                    "INSERT INTO resources (key, parent_key, kind, subscription, resource_group, name, body,"
+                    " created_at, updated_at, private) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (rid.key, parent.key, rid.kind, rid.subscription, rid.resource_group,
+                     rid.name, json.dumps(body), stamp, stamp, json.dumps(private)),
+                )
+                db.execute(
+                    "INSERT INTO runs (job_key, cluster_key, priority, seq, node_count, phase)"
+                    " VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs), ?, 'queued')",
+                    (rid.key, cluster_key, priority, node_count),
+                )
+        except sqlite3.IntegrityError:
+            raise DuplicateResource(str(rid)) from None
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        return body
+
+    def get_run(self, job_key: str) -> dict | None:
+        rows = self._query(
+            "SELECT job_key, cluster_key, priority, seq, node_count, phase, nodes, runner FROM runs WHERE job_key = ?",
+            (job_key,),
+        )
+        return _run(rows[0]) if rows else None
+
+    def runs(self, *, cluster_key: str | None = None, phases: tuple[str, ...] = ACTIVE_PHASES) -> list[dict]:
+        """Runs in the given phases (on one cluster, or everywhere), in queue order."""
+        sql = (
+            "SELECT job_key, cluster_key, priority, seq, node_count, phase, nodes, runner FROM runs"
+            f" WHERE phase IN ({','.join('?' * len(phases))})"
+        )
+        args: tuple = phases
+        if cluster_key is not None:
+            sql += " AND cluster_key = ?"
+            args += (cluster_key,)
+        return [_run(row) for row in self._query(sql + " ORDER BY priority, seq", args)]
+
+    def claim_nodes(self, job_key: str, usable_nodes: list[int]) -> list[int] | None:
+        """Give a queued job its nodes if it is at the head of its cluster's queue (priority, then
+        age) and enough of `usable_nodes` are free. Returns the node indexes, or None to keep waiting.
+        Gang scheduling: all of a job's nodes at once, or none."""
+        with self.transaction() as db:
+            row = db.execute("SELECT cluster_key, node_count, phase FROM runs WHERE job_key = ?", (job_key,)).fetchone()
+            if row is None or row[2] != "queued":
+                return None
+            cluster_key, node_count = row[0], row[1]
+            head = db.execute(
+                "SELECT job_key FROM runs WHERE cluster_key = ? AND phase = 'queued' ORDER BY priority, seq LIMIT 1",
+                (cluster_key,),
+            ).fetchone()
+            if head is None or head[0] != job_key:
+                return None
+            busy: set[int] = set()
+            for (nodes,) in db.execute(
+                "SELECT nodes FROM runs WHERE cluster_key = ? AND phase IN ('running', 'terminating')", (cluster_key,)
+            ):
+                busy.update(json.loads(nodes))
+            free = [node for node in usable_nodes if node not in busy]
+            if len(free) < node_count:
+                return None
+            claimed = free[:node_count]
+            db.execute("UPDATE runs SET phase = 'running', nodes = ? WHERE job_key = ?", (json.dumps(claimed), job_key))
+            return claimed
+
+    def update_job(
+        self, rid: ResourceId, change: Callable[[dict, dict], dict] | None = None, **run_fields
+    ) -> tuple[dict, dict]:
+        """Change a job's body (change(body, run) -> body) and its run's fields in one transaction.
+        MissingResource if the job is gone. Returns (body, run)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT body FROM resources WHERE key = ?", (rid.key,)).fetchone()
+            run_row = db.execute(
+                "SELECT job_key, cluster_key, priority, seq, node_count, phase, nodes, runner FROM runs"
+                " WHERE job_key = ?",
+                (rid.key,),
+            ).fetchone()
+            if row is None or run_row is None:
+                raise MissingResource(str(rid))
+            body, run = json.loads(row[0]), _run(run_row)
+            if change is not None:
+                body = change(body, run)
+                db.execute(
+                    "UPDATE resources SET body = ?, updated_at = ? WHERE key = ?",
+                    (json.dumps(body), now_iso(), rid.key),
+                )
+            if run_fields:
+                unknown = set(run_fields) - {"phase", "nodes", "runner"}
+                if unknown:
+                    raise ValueError(f"not a run field: {sorted(unknown)}")
+                encoded = {
+                    name: json.dumps(value) if name in ("nodes", "runner") else value
+                    for name, value in run_fields.items()
+                }
+                db.execute(
+                    f"UPDATE runs SET {', '.join(f'{name} = ?' for name in encoded)} WHERE job_key = ?",
+                    (*encoded.values(), rid.key),
+                )
+                run.update(run_fields)
+        return body, run
+
+
+def _run(row) -> dict:
+    return {
+        "job_key": row[0],
+        "cluster_key": row[1],
+        "priority": row[2],
+        "seq": row[3],
+        "node_count": row[4],
+        "phase": row[5],
+        "nodes": json.loads(row[6]),
+        "runner": json.loads(row[7]) if row[7] else None,
+    }
 
 
 def open_state(*, create: bool = True) -> State:

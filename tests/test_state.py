@@ -27,18 +27,23 @@ def test_new_state_is_at_the_current_schema_in_wal_mode(home):
     assert mode == "wal"
 
 
-def test_migrations_run_from_an_older_version(home, monkeypatch):
-    monkeypatch.setattr(state, "MIGRATIONS", state.MIGRATIONS[:1])
+def test_migrations_run_from_the_first_version(home, monkeypatch):
+    """A state file written at schema 1 is carried forward with its rows intact."""
+    current = state.MIGRATIONS
+    monkeypatch.setattr(state, "MIGRATIONS", current[:1])
     monkeypatch.setattr(state, "SCHEMA_VERSION", 1)
     old = _open(home)
     rid = ids.workspace_id("sub", "rg", "ws")
-    old.create(rid, {"name": "ws"})
+    with old.transaction() as db:
+        db.execute("INSERT INTO resources (key, kind, subscription, resource_group, name, body, created_at, updated_at)"
+                   " VALUES (?, 'workspace', 'sub', 'rg', 'ws', '{\"name\": \"ws\"}', 'now', 'now')", (rid.key,))
     old.close()
-    monkeypatch.setattr(state, "MIGRATIONS", [*state.MIGRATIONS, "CREATE TABLE extra (x INTEGER)"])
-    monkeypatch.setattr(state, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(state, "MIGRATIONS", current)
+    monkeypatch.setattr(state, "SCHEMA_VERSION", len(current))
     new = _open(home)
-    assert new.schema_version() == 2
+    assert new.schema_version() == len(current)
     assert new.get(rid) == {"name": "ws"}
+    assert new.get_private(rid) == {}
 
 
 def test_a_state_file_from_a_newer_batchai_is_refused(batchai, home):
@@ -136,7 +141,8 @@ def test_nothing_is_half_written_when_a_transaction_fails(home):
     rid = ids.workspace_id("sub", "rg", "ws")
     with pytest.raises(RuntimeError), db.transaction() as conn:
         conn.execute(
-            "INSERT INTO resources VALUES (?, NULL, 'workspace', 'sub', 'rg', 'ws', '{}', 'now', 'now')", (rid.key,)
+            "INSERT INTO resources (key, kind, subscription, resource_group, name, body, created_at, updated_at)"
+            " VALUES (?, 'workspace', 'sub', 'rg', 'ws', '{}', 'now', 'now')", (rid.key,)
         )
         raise RuntimeError("crash in the middle")
     assert db.get(rid) is None

@@ -18,6 +18,8 @@ from batchai_cli.cli.options import GLOBAL_OPTIONS, App, add_global_options
 # name -> ("module:attribute", one-line help). The help is kept here so the root help lists every
 # group without importing it.
 LAZY_GROUPS: dict[str, tuple[str, str]] = {
+    "cluster": ("batchai_cli.cli.cluster:cluster", "Commands to manage clusters."),
+    "job": ("batchai_cli.cli.job:job", "Commands to manage jobs."),
     "configure": ("batchai_cli.cli.configure:configure", "Manage defaults and settings, kept in $BATCHAI_HOME/config."),
     "experiment": ("batchai_cli.cli.experiment:experiment", "Commands to manage experiments."),
     "workspace": ("batchai_cli.cli.workspace:workspace", "Commands to manage workspaces."),

@@ -47,3 +47,51 @@ def experiments(data: Any) -> list[dict]:
 
 def defaults(data: Any) -> list[dict]:
     return [{"Name": item["name"], "Value": item["value"], "Source": item["source"]} for item in _items(data)]
+
+
+def clusters(data: Any) -> list[dict]:
+    rows = []
+    for item in _items(data):
+        counts = item.get("nodeStateCounts") or {}
+        rows.append(
+            {
+                "Name": item.get("name"),
+                "Resource Group": item.get("resourceGroup") or resource_group_of(item.get("id")),
+                "Workspace": _segment(item.get("id"), "workspaces"),
+                "VM Size": item.get("vmSize"),
+                "State": "deleting" if item.get("provisioningState") == "deleting" else item.get("allocationState"),
+                "Idle": str(counts.get("idleNodeCount", 0)),
+                "Running": str(counts.get("runningNodeCount", 0)),
+                "Preparing": str(counts.get("preparingNodeCount", 0)),
+                "Leaving": str(counts.get("leavingNodeCount", 0)),
+                "Unusable": str(counts.get("unusableNodeCount", 0)),
+            }
+        )
+    return rows
+
+
+def jobs(data: Any) -> list[dict]:
+    rows = []
+    for item in _items(data):
+        cluster = item.get("cluster") or {}
+        info = item.get("executionInfo") or {}
+        rows.append(
+            {
+                "Name": item.get("name"),
+                "Cluster": _segment(cluster.get("id"), "clusters"),
+                "Cluster RG": cluster.get("resourceGroup") or resource_group_of(cluster.get("id")),
+                "Cluster Workspace": _segment(cluster.get("id"), "workspaces"),
+                "Tool": item.get("toolType"),
+                "Nodes": item.get("nodeCount"),
+                "State": "deleting" if item.get("provisioningState") == "deleting" else item.get("executionState"),
+                "Exit code": "" if info.get("exitCode") is None else str(info["exitCode"]),
+            }
+        )
+    return rows
+
+
+def remote_logins(data: Any) -> list[dict]:
+    return [
+        {"ID": item.get("nodeId"), "IP": item.get("ipAddress"), "SSH Port": int(item.get("port") or 0)}
+        for item in _items(data)
+    ]

@@ -1,0 +1,47 @@
+"""Where a job's things live on this machine, shared by the runner and the agents.
+
+    $BATCHAI_HOME/nodes/<node-id>/mounts                         $AZ_BATCHAI_MOUNT_ROOT (cluster volumes)
+    $BATCHAI_HOME/nodes/<node-id>/jobs                           $AZ_BATCHAI_JOB_TEMP_DIR
+    $BATCHAI_HOME/nodes/<node-id>/jobs/<ws>/<exp>/<job>          $AZ_BATCHAI_JOB_TEMP
+    $BATCHAI_HOME/nodes/<node-id>/jobs/<ws>/<exp>/<job>/mounts   $AZ_BATCHAI_JOB_MOUNT_ROOT
+    $BATCHAI_HOME/shared/jobs/<job uuid>                         $AZ_BATCHAI_SHARED_JOB_TEMP, the MPI host
+                                                                 file, and the agents' results
+
+All nodes of a local cluster are on this machine, so the shared folder is simply shared; a Slurm
+cluster needs $BATCHAI_HOME on a file system its nodes share.
+"""
+
+from __future__ import annotations
+
+import os
+
+from batchai_cli import settings
+from batchai_cli.ids import ResourceId
+
+
+def job_uuid(body: dict) -> str:
+    return (body.get("jobOutputDirectoryPathSegment") or "").rsplit("/", 1)[-1]
+
+
+def shared_dir(body: dict) -> str:
+    return os.path.join(settings.home(), "shared", "jobs", job_uuid(body))
+
+
+def node_root(node_id: str) -> str:
+    return os.path.join(settings.home(), "nodes", node_id)
+
+
+def job_dir(node_id: str, rid: ResourceId) -> str:
+    return os.path.join(node_root(node_id), "jobs", rid.get("workspace"), rid.get("experiment"), rid.name)
+
+
+def result_path(body: dict, task_index: int) -> str:
+    return os.path.join(shared_dir(body), f"result-{task_index}.json")
+
+
+def process_groups_path(body: dict, task_index: int) -> str:
+    return os.path.join(shared_dir(body), f"pgids-{task_index}")
+
+
+def spool_dir(node_id: str, rid: ResourceId) -> str:
+    return os.path.join(job_dir(node_id, rid), "spool")

@@ -1,0 +1,407 @@
+"""The agent's run on one node: folders, volumes, variables, job preparation, the toolkit's
+processes with their logs shipped live, staged outputs uploaded, and the node's result recorded.
+
+The result (`result-<task>.json` in the job's shared folder) is what the runner reads:
+{"exitCode": int | None, "errors": [{"code", "message", "details"}], "essential": bool}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from datetime import datetime, timezone
+
+from batchai_cli import ids
+from batchai_cli.agent import layout, toolkits
+from batchai_cli.agent.logs import LogShipper, Stream
+from batchai_cli.agent.volumes import Placed, place, upload_changes
+from batchai_cli.storage import paths
+
+KILL_GRACE = 5.0
+
+
+def error(code: str, message: str, **details: str) -> dict:
+    return {"code": code, "message": message, "details": [{"name": k, "value": v} for k, v in details.items()] or None}
+
+
+class NodeRun:
+    def __init__(self, job_id: str, task_index: int, node_index: int):
+        from batchai_cli.services import clusters
+        from batchai_cli.state import open_state
+
+        self.rid = ids.parse(job_id, expect="job")
+        self.task_index = task_index
+        self.state = open_state()
+        self.body = self.state.get(self.rid)
+        if self.body is None:
+            raise SystemExit(f"job {job_id} does not exist")
+        private = self.state.get_private(self.rid)
+        self.properties = private["properties"]
+        self.options = private.get("options", {})
+        cluster_rid = ids.parse(self.properties["cluster"]["id"], expect="cluster")
+        cluster_body = self.state.get(cluster_rid) or {}
+        self.cluster_properties = self.state.get_private(cluster_rid).get("properties", {})
+        self.node_ids = clusters.node_ids(cluster_rid, cluster_body, max(self.options["nodes"]) + 1)
+        self.node_id = self.node_ids[node_index]
+        self.nodes = [self.node_ids[i] for i in self.options["nodes"]]
+        self.node_count = len(self.nodes)
+        self.state.close()
+        self.segment = self.body["jobOutputDirectoryPathSegment"]
+        self.job_dir = layout.job_dir(self.node_id, self.rid)
+        self.shared = layout.shared_dir(self.body)
+        self.errors: list[dict] = []
+        self.children: list[subprocess.Popen] = []
+        self.terminated = False
+        self.multi = self.node_count > 1
+
+    # -- naming -----------------------------------------------------------------------------------
+
+    def _node_file(self, stem: str, ext: str) -> str:
+        return f"{stem}-{self.node_id}{ext}" if self.multi else f"{stem}{ext}"
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        for folder in (self.job_dir, self.shared):
+            os.makedirs(folder, exist_ok=True)
+        exit_code: int | None = None
+        essential = False
+        volumes = paths.job_volumes(self.properties, self.cluster_properties)
+        try:
+            store, key = paths.resolve(self.properties["stdOutErrPathPrefix"], volumes)
+        except Exception as exc:
+            self.errors.append(
+                error(
+                    "StdOutErrPathUnreachable",
+                    f"Cannot use stdOutErrPathPrefix '{self.properties['stdOutErrPathPrefix']}': {exc}",
+                )
+            )
+            return self._finish(None, False, [])
+        stdouterr_key = "/".join(part for part in (key, self.segment, "stdouterr") if part)
+        self.shipper = LogShipper(store, stdouterr_key, layout.spool_dir(self.node_id, self.rid))
+        self.execution = self.shipper.open(self._node_file("execution", ".log"))
+        self.shipper.start()
+        placed: list[Placed] = []
+        try:
+            self.note(f"Job {self.rid.name} on node {self.node_id} (task {self.task_index} of {self.node_count}).")
+            env, placed = self._prepare(volumes)
+            if self.terminated:
+                raise _Stop
+            launches = self._plan(env)
+            essential = bool([launch for launch in launches if launch.role != "ps"]) or self.task_index == 0
+            prep = self.properties.get("jobPreparation") or {}
+            if prep.get("commandLine"):
+                code = self._run_processes(
+                    [
+                        toolkits.Launch(
+                            prep["commandLine"],
+                            self._node_file("stdout-job_prep", ".txt"),
+                            self._node_file("stderr-job_prep", ".txt"),
+                        )
+                    ],
+                    env,
+                )
+                if code != 0:
+                    self.errors.append(
+                        error(
+                            "JobPreparationFailed",
+                            f"The job preparation task failed with exit code {code}.",
+                            node=self.node_id,
+                        )
+                    )
+                    exit_code = code
+                    raise _Stop
+            if not launches:
+                self.note("This node runs no process of its own for this toolkit; it waits for the job to end.")
+                while not self.terminated:
+                    time.sleep(0.2)
+                exit_code = 0
+            else:
+                exit_code = self._run_processes(launches, env)
+        except _Stop:
+            pass
+        except Exception as exc:
+            self.errors.append(error("NodeSetupFailed", f"{type(exc).__name__}: {exc}", node=self.node_id))
+            self.note(f"Failed: {exc}")
+        if self.terminated:
+            self.note("Stopped: the job was terminated.")
+        problems = self._upload(placed, volumes, stdouterr_key, store)
+        return self._finish(exit_code, essential, problems)
+
+    def _on_term(self, _signum, _frame) -> None:
+        self.terminated = True
+        for child in list(self.children):
+            _signal_group(child.pid, signal.SIGTERM)
+
+    def note(self, message: str) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.execution.text(f"{stamp} {message}\n")
+
+    # -- preparation ------------------------------------------------------------------------------
+
+    def _prepare(self, volumes: list[paths.Volume]) -> tuple[dict, list[Placed]]:
+        node = layout.node_root(self.node_id)
+        mount_root = os.path.join(node, "mounts")
+        job_mount_root = os.path.join(self.job_dir, "mounts")
+        roots = {paths.JOB_ROOT: job_mount_root, paths.CLUSTER_ROOT: mount_root}
+        placed = []
+        for volume in volumes:
+            root = job_mount_root if volume.level == "job" else mount_root
+            try:
+                placed.append(place(volume, root, self.note))
+            except Exception as exc:
+                self.errors.append(
+                    error("MountFailed", f"Cannot mount {volume.shown_as}: {_describe(exc)}", volume=volume.shown_as)
+                )
+                raise _Stop from None
+        env = dict(os.environ)
+        for name in [name for name in env if name.startswith("AZ_BATCHAI_")]:
+            del env[name]
+        env.update(
+            {
+                "AZ_BATCHAI_MOUNT_ROOT": mount_root,
+                "AZ_BATCHAI_JOB_MOUNT_ROOT": job_mount_root,
+                "AZ_BATCHAI_JOB_TEMP": self.job_dir,
+                "AZ_BATCHAI_JOB_TEMP_DIR": os.path.join(node, "jobs"),
+                "AZ_BATCHAI_SHARED_JOB_TEMP": self.shared,
+                "AZ_BATCHAI_MPI_HOST_FILE": os.path.join(self.shared, "hostfile"),
+                "AZ_BATCHAI_NUM_GPUS": str(_gpu_count()),
+                "AZ_BATCHAI_TASK_INDEX": str(self.task_index),
+            }
+        )
+        stdouterr = paths.expand(self.properties["stdOutErrPathPrefix"], roots)
+        env["AZ_BATCHAI_STDOUTERR_DIR"] = os.path.join(stdouterr, self.segment, "stdouterr")
+        os.makedirs(env["AZ_BATCHAI_STDOUTERR_DIR"], exist_ok=True)
+        for directory in self.properties.get("inputDirectories") or []:
+            env[f"AZ_BATCHAI_INPUT_{directory['id']}"] = paths.expand(directory["path"], roots)
+        for directory in self.properties.get("outputDirectories") or []:
+            prefix = paths.expand(directory["pathPrefix"], roots)
+            path = os.path.join(prefix, self.segment, "outputs", *(p for p in [directory.get("pathSuffix")] if p))
+            os.makedirs(path, exist_ok=True)
+            env[f"AZ_BATCHAI_OUTPUT_{directory['id']}"] = path
+        for variable in self.properties.get("environmentVariables") or []:
+            env[variable["name"]] = variable.get("value") or ""
+        for secret in self.properties.get("secrets") or []:
+            if secret.get("value") is not None:
+                env[secret["name"]] = secret["value"]
+            else:
+                self.note(
+                    f"Secret {secret['name']} refers to a Key Vault secret, which batchai cannot read; "
+                    "it is left unset."
+                )
+        if self.task_index == 0:
+            with open(env["AZ_BATCHAI_MPI_HOST_FILE"], "w") as handle:
+                handle.write(toolkits.host_file(["localhost"] * self.node_count, _slots(self.properties)))
+        self.env = env
+        return env, placed
+
+    def _plan(self, env: dict) -> list[toolkits.Launch]:
+        python = "python" if shutil.which("python", path=env.get("PATH")) else "python3"
+        cluster = toolkits.Cluster(hosts=["127.0.0.1"] * self.node_count, ports=self.options.get("ports", []))
+        launches = toolkits.plan(
+            self.properties,
+            self.task_index,
+            cluster,
+            default_python=python,
+            mpi_options="--allow-run-as-root --oversubscribe" if os.geteuid() == 0 else "--oversubscribe",
+        )
+        key = toolkits.toolkit_of(self.properties)
+        if key == "pyTorchSettings":
+            settings = self.properties[key]
+            env["AZ_BATCHAI_PYTORCH_BACKEND"] = (settings.get("communicationBackend") or "gloo").lower()
+            env["AZ_BATCHAI_PYTORCH_INIT_METHOD"] = f"tcp://127.0.0.1:{cluster.port(0)}"
+        if key == "tensorFlowSettings":
+            ps, wk = toolkits.tensorflow_layout(self.properties[key], cluster)
+            env["AZ_BATCHAI_PS_HOSTS"], env["AZ_BATCHAI_WORKER_HOSTS"] = ",".join(ps), ",".join(wk)
+        if (toolkits.needs_mpi(self.properties, self.node_count) and not self.options.get("container")
+                and not shutil.which("mpirun", path=env.get("PATH"))):
+            self.errors.append(error(
+                "MpiNotFound", f"This {key} job starts its processes with mpirun (Open MPI), which is not "
+                "installed on this node.", hint="apt-get install openmpi-bin, or run the job in a container image "
+                "that has it."))
+            raise _Stop
+        return launches
+
+    # -- processes --------------------------------------------------------------------------------
+
+    def _run_processes(self, launches: list[toolkits.Launch], env: dict) -> int | None:
+        """Start the launches, ship their output, wait for all; the first launch's exit code wins
+        unless it succeeded and another failed."""
+        threads = []
+        started = []
+        for launch in launches:
+            out, err = self.shipper.open(launch.stdout), self.shipper.open(launch.stderr)
+            argv = self._argv(launch, env)
+            self.note(f"Starting ({launch.role}): {launch.command}")
+            try:
+                child = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env={**env, **launch.env},
+                    cwd=self.job_dir,
+                    process_group=0,
+                )
+            except OSError as exc:
+                self.errors.append(error("ProcessStartFailed", f"Cannot start {argv[0]}: {_describe(exc)}"))
+                self._stop_children()
+                return None
+            self.children.append(child)
+            self._record_groups()
+            started.append((launch, child))
+            for pipe, stream in ((child.stdout, out), (child.stderr, err)):
+                thread = threading.Thread(target=_pump, args=(pipe, stream), daemon=True)
+                thread.start()
+                threads.append(thread)
+        essential = [(launch, child) for launch, child in started if launch.role != "ps"] or started
+        for _launch, child in essential:
+            child.wait()
+        # Parameter servers never end on their own: they stop when the workers are done.
+        for launch, child in started:
+            if child.poll() is None:
+                self.note(f"Stopping {launch.role} process {child.pid}: the workers are done.")
+                _signal_group(child.pid, signal.SIGTERM)
+        for _launch, child in started:
+            _wait_or_kill(child)
+        for thread in threads:
+            thread.join()
+        codes = [_exit_code(child.returncode) for launch, child in essential]
+        for (launch, child), code in zip(essential, codes, strict=True):
+            self.note(f"Process {child.pid} ({launch.role}) exited with code {code}.")
+        first = codes[0]
+        return first if first != 0 else next((code for code in codes if code != 0), 0)
+
+    def _argv(self, launch: toolkits.Launch, env: dict) -> list[str]:
+        container = self.options.get("container")
+        if not container:
+            return ["bash", "-c", launch.command]
+        from batchai_cli.agent.containers import find_runtime
+
+        runtime = find_runtime(container.get("runtime"))
+        mounts = sorted(
+            {(v, v) for k, v in env.items() if k.startswith("AZ_BATCHAI_") and os.path.isabs(v) and os.path.exists(v)}
+        )
+        names = {
+            k: v
+            for k, v in {**env, **launch.env}.items()
+            if k.startswith("AZ_BATCHAI_")
+            or k == "TF_CONFIG"
+            or k in {e["name"] for e in self.properties.get("environmentVariables") or []}
+            or k in {s["name"] for s in self.properties.get("secrets") or []}
+        }
+        return runtime.run_command(
+            container["image"],
+            ["bash", "-c", launch.command],
+            mounts=mounts,
+            env=names,
+            workdir=self.job_dir,
+            shm_size=container.get("shmSize"),
+            name=f"batchai-{layout.job_uuid(self.body)[:8]}-{self.task_index}",
+        )
+
+    def _record_groups(self) -> None:
+        with open(layout.process_groups_path(self.body, self.task_index), "w") as handle:
+            handle.write("\n".join(str(child.pid) for child in self.children))
+
+    def _stop_children(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                _signal_group(child.pid, signal.SIGTERM)
+        for child in self.children:
+            _wait_or_kill(child)
+
+    # -- the end ----------------------------------------------------------------------------------
+
+    def _upload(self, placed: list[Placed], volumes, stdouterr_key: str, log_store) -> list[str]:
+        problems = []
+        for item in placed:
+            skip = []
+            if item.store is not None and item.store.url() == log_store.url():
+                skip.append(stdouterr_key)
+            try:
+                problems += upload_changes(item, skip, self.note)
+            except Exception as exc:
+                problems.append(f"{item.volume.shown_as}: {_describe(exc)}")
+        return problems
+
+    def _finish(self, exit_code: int | None, essential: bool, upload_problems: list[str]) -> int:
+        for problem in upload_problems:
+            self.errors.append(error("OutputUploadFailed", problem))
+        if hasattr(self, "shipper"):
+            self.note(f"Node finished with exit code {exit_code}.")
+            for problem in self.shipper.close():
+                self.errors.append(error("LogShippingFailed", problem))
+        result = {"exitCode": exit_code, "errors": self.errors, "essential": essential, "terminated": self.terminated}
+        tmp = layout.result_path(self.body, self.task_index) + ".tmp"
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        with open(tmp, "w") as handle:
+            json.dump(result, handle)
+        os.replace(tmp, layout.result_path(self.body, self.task_index))
+        return 0 if exit_code == 0 and not self.errors else 1
+
+
+class _Stop(Exception):
+    """Stop the node's run here; the reason is already in self.errors."""
+
+
+def _pump(pipe, stream: Stream) -> None:
+    fd = pipe.fileno()
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        stream.write(chunk)
+    pipe.close()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _wait_or_kill(child: subprocess.Popen) -> None:
+    try:
+        child.wait(timeout=KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        _signal_group(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+def _exit_code(returncode: int) -> int:
+    # A process killed by signal N exits as a shell would report it: 128 + N.
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _slots(properties: dict) -> int:
+    settings = properties.get(toolkits.toolkit_of(properties)) or {}
+    return max(1, int(settings.get("processCount") or 1))
+
+
+def _gpu_count() -> int:
+    if not shutil.which("nvidia-smi"):
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def main(argv: list[str]) -> int:
+    job_id, task_index, node_index = argv[0], int(argv[1]), int(argv[2])
+    return NodeRun(job_id, task_index, node_index).run()

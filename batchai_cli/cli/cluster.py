@@ -1,0 +1,252 @@
+"""`batchai cluster`: create, show, list, delete, resize and auto-scale clusters; list their nodes."""
+
+from __future__ import annotations
+
+import click
+
+from batchai_cli.cli import tables
+from batchai_cli.cli.options import (
+    defaulted_option,
+    group,
+    ids_option,
+    name_option,
+    no_wait_option,
+    pass_app,
+    resource_group_option,
+    workspace_option,
+    yes_option,
+)
+from batchai_cli.cli.targets import resolve_targets
+from batchai_cli.errors import UsageError
+from batchai_cli.services import clusters
+
+_NAME_HELP = "Name of cluster."
+
+
+def _targets(app, ids, resource_group, workspace, name):
+    return resolve_targets(app, "cluster", ids, resource_group,
+                           [("workspace", workspace, "--workspace"), ("cluster", name, "--name")])
+
+
+def mount_options(function):
+    """--nfs/--afs-name/--bfs-name and the storage account options, shared with `job create`."""
+    for decorator in reversed([
+        click.option("--nfs", "nfs", metavar="NAME_OR_ID", help="Name or ARM ID of a file server to mount."),
+        click.option("--nfs-mount-path", default="nfs", show_default=True,
+                     help="Relative mount path for the file server."),
+        click.option("--afs-name", help="Name of an Azure File share to mount."),
+        click.option("--afs-mount-path", default="afs", show_default=True,
+                     help="Relative mount path for the Azure File share."),
+        click.option("--bfs-name", help="Name of an Azure Storage container to mount."),
+        click.option("--bfs-mount-path", default="bfs", show_default=True,
+                     help="Relative mount path for the Azure Storage container."),
+        click.option("--storage-account-name", help="Storage account for the Azure File share and/or container. "
+                     "Default: AZURE_BATCHAI_STORAGE_ACCOUNT."),
+        click.option("--storage-account-key", help="Key of the storage account. Default: AZURE_BATCHAI_STORAGE_KEY."),
+    ]):
+        function = decorator(function)
+    return function
+
+
+def file_server_id(app, value: str | None, resource_group: str, workspace: str) -> str | None:
+    """--nfs takes a file server name (in this workspace) or its ARM id."""
+    if not value:
+        return None
+    from batchai_cli import ids
+
+    if value.startswith("/"):
+        return str(ids.parse(value, expect="file-server"))
+    from batchai_cli.services.workspaces import not_found, workspace_ref
+
+    rid = workspace_ref(app.session, resource_group, workspace).child("file-server", ids.check_name(value))
+    if app.session.state.get(rid) is None:
+        raise not_found(rid)
+    return str(rid)
+
+
+@group()
+def cluster() -> None:
+    """Commands to manage clusters."""
+
+
+@cluster.command("create", table=tables.clusters)
+@resource_group_option()
+@workspace_option()
+@name_option("-n", "--name", kind="cluster", help=_NAME_HELP, required=True)
+@click.option("-f", "--config-file", type=click.Path(dir_okay=True), help="A JSON file with the cluster's "
+              "parameters (cluster.json). Values given on the command line win over the file.")
+@click.option("--engine", type=click.Choice(clusters.ENGINES), help="Where the cluster's jobs run: local (slots on "
+              "this machine, the default) or slurm. Default: the file's engine, else local.")
+@click.option("-u", "--user-name", help="Name of the admin user account on the nodes. Default: the current user.")
+@click.option("-k", "--ssh-key", help="SSH public key value or path. Default: ~/.ssh/id_rsa.pub when no password "
+              "is given.")
+@click.option("-p", "--password", help="Password for the admin user account.")
+@click.option("--generate-ssh-keys", is_flag=True, help="Generate ~/.ssh/id_rsa[.pub] if missing.")
+@click.option("-i", "--image", help="OS image: UbuntuLTS, UbuntuDSVM, or publisher:offer:sku:version.")
+@click.option("--custom-image", help="ARM id of a virtual machine image; needs --image for the base image.")
+@click.option("-s", "--vm-size", help="VM size of the nodes (e.g. Standard_NC6).")
+@click.option("--vm-priority", type=click.Choice(["dedicated", "lowpriority"]), help="VM priority.")
+@click.option("-t", "--target", type=click.IntRange(min=0), help="Number of nodes to allocate (manual scale).")
+@click.option("--min", "min_nodes", type=click.IntRange(min=0), help="Minimum number of nodes (auto-scale).")
+@click.option("--max", "max_nodes", type=click.IntRange(min=0), help="Maximum number of nodes (auto-scale).")
+@click.option("--subnet", help="ARM id of a virtual network subnet for the nodes.")
+@mount_options
+@click.option("--use-auto-storage", is_flag=True, help="(az) create an auto-storage account; not available here.")
+@click.option("--setup-task", help="A command line run on each node after it is allocated.")
+@click.option("--setup-task-output", help="Where the setup task's output goes; required with --setup-task.")
+@pass_app
+def create(app, resource_group, workspace, name, config_file, engine, user_name, ssh_key, password,
+           generate_ssh_keys, image, custom_image, vm_size, vm_priority, target, min_nodes, max_nodes, subnet, nfs,
+           nfs_mount_path, afs_name, afs_mount_path, bfs_name, bfs_mount_path, storage_account_name,
+           storage_account_key, use_auto_storage, setup_task, setup_task_output):
+    """Create a cluster.
+
+    \b
+    Examples:
+      Create a local cluster of two nodes.
+        batchai cluster create -g MyResourceGroup -w MyWorkspace -n MyCluster -s Standard_NC6 -t 2 -p MyPassw0rd
+      Create a cluster from cluster.json, mounting an Azure File share on every node.
+        batchai cluster create -g MyResourceGroup -w MyWorkspace -n MyCluster -f cluster.json \\
+            --afs-name MyShare --storage-account-name MyAccount
+      Create an auto-scaling cluster.
+        batchai cluster create -g MyResourceGroup -w MyWorkspace -n MyCluster -s Standard_NC6 --min 0 --max 4
+    """
+    if use_auto_storage:
+        raise UsageError(
+            "--use-auto-storage creates a storage account through Azure Resource Manager, which batchai does not do.",
+            hint="Create the share and container (batchai storage share create / container create) and pass "
+                 "--afs-name/--bfs-name with --storage-account-name.",
+        )
+    (rid,) = _targets(app, (), resource_group, workspace, name)
+    return clusters.create_cluster(
+        app.session, rid, config_file=config_file, engine=engine, user_name=user_name, ssh_key=ssh_key,
+        password=password, generate_ssh_keys=generate_ssh_keys, image=image, custom_image=custom_image,
+        vm_size=vm_size, vm_priority=vm_priority, target=target, min_nodes=min_nodes, max_nodes=max_nodes,
+        subnet=subnet, nfs_id=file_server_id(app, nfs, resource_group, workspace), nfs_mount_path=nfs_mount_path,
+        afs_name=afs_name, afs_mount_path=afs_mount_path, bfs_name=bfs_name, bfs_mount_path=bfs_mount_path,
+        storage_account_name=storage_account_name, storage_account_key=storage_account_key,
+        setup_task=setup_task, setup_task_output=setup_task_output,
+    )
+
+
+@cluster.command("show", table=tables.clusters)
+@resource_group_option(required=False)
+@workspace_option(required=False)
+@name_option("-n", "--name", kind="cluster", help=_NAME_HELP)
+@ids_option
+@pass_app
+def show(app, resource_group, workspace, name, ids):
+    """Show information about a cluster.
+
+    \b
+    Examples:
+      Show a cluster, with its node counts, as a table.
+        batchai cluster show -g MyResourceGroup -w MyWorkspace -n MyCluster -o table
+    """
+    found = [clusters.get_cluster(app.session, rid) for rid in _targets(app, ids, resource_group, workspace, name)]
+    return found[0] if len(found) == 1 else found
+
+
+@cluster.command("list", table=tables.clusters)
+@resource_group_option()
+@workspace_option()
+@pass_app
+def list_(app, resource_group, workspace):
+    """List clusters in a workspace.
+
+    \b
+    Examples:
+      List clusters.
+        batchai cluster list -g MyResourceGroup -w MyWorkspace -o table
+    """
+    (rid,) = resolve_targets(app, "workspace", (), resource_group, [("workspace", workspace, "--workspace")])
+    return clusters.list_clusters(app.session, rid)
+
+
+@cluster.command("delete")
+@resource_group_option(required=False)
+@workspace_option(required=False)
+@name_option("-n", "--name", kind="cluster", help=_NAME_HELP)
+@ids_option
+@no_wait_option
+@yes_option
+@pass_app
+def delete(app, resource_group, workspace, name, ids, no_wait, yes):
+    """Delete a cluster. Jobs queued or running on it are terminated.
+
+    \b
+    Examples:
+      Delete a cluster without asking.
+        batchai cluster delete -g MyResourceGroup -w MyWorkspace -n MyCluster -y
+    """
+    targets = _targets(app, ids, resource_group, workspace, name)
+    if not yes:
+        from batchai_cli.cli.terminal import confirm
+
+        confirm()
+    for rid in targets:
+        clusters.delete_cluster(app.session, rid)
+
+
+@cluster.command("resize", table=tables.clusters)
+@resource_group_option(required=False)
+@workspace_option(required=False)
+@name_option("-n", "--name", kind="cluster", help=_NAME_HELP)
+@ids_option
+@click.option("-t", "--target", type=click.IntRange(min=0), required=True, help="Target number of nodes.")
+@pass_app
+def resize(app, resource_group, workspace, name, ids, target):
+    """Resize a cluster to a number of nodes (manual scale).
+
+    \b
+    Examples:
+      Resize a cluster to four nodes.
+        batchai cluster resize -g MyResourceGroup -w MyWorkspace -n MyCluster -t 4
+    """
+    done = [clusters.resize_cluster(app.session, rid, target)
+            for rid in _targets(app, ids, resource_group, workspace, name)]
+    return done[0] if len(done) == 1 else done
+
+
+@cluster.command("auto-scale", table=tables.clusters)
+@resource_group_option(required=False)
+@workspace_option(required=False)
+@name_option("-n", "--name", kind="cluster", help=_NAME_HELP)
+@ids_option
+@click.option("--min", "min_nodes", type=click.IntRange(min=0), required=True, help="Minimum number of nodes.")
+@click.option("--max", "max_nodes", type=click.IntRange(min=0), required=True, help="Maximum number of nodes.")
+@pass_app
+def auto_scale(app, resource_group, workspace, name, ids, min_nodes, max_nodes):
+    """Make a cluster scale between a minimum and a maximum number of nodes with its jobs.
+
+    \b
+    Examples:
+      Scale between 0 and 4 nodes.
+        batchai cluster auto-scale -g MyResourceGroup -w MyWorkspace -n MyCluster --min 0 --max 4
+    """
+    done = [clusters.auto_scale_cluster(app.session, rid, min_nodes, max_nodes)
+            for rid in _targets(app, ids, resource_group, workspace, name)]
+    return done[0] if len(done) == 1 else done
+
+
+@cluster.group("node")
+def node() -> None:
+    """Commands to work with cluster nodes."""
+
+
+@node.command("list", table=tables.remote_logins)
+@resource_group_option()
+@workspace_option()
+@defaulted_option("-c", "--cluster", dest="cluster_name", default_name="cluster", required=True, kind="cluster",
+                  help="Name of cluster.")
+@pass_app
+def node_list(app, resource_group, workspace, cluster_name):
+    """List the nodes of a cluster, with how to reach them.
+
+    \b
+    Examples:
+      List the nodes of a cluster.
+        batchai cluster node list -g MyResourceGroup -w MyWorkspace -c MyCluster -o table
+    """
+    (rid,) = _targets(app, (), resource_group, workspace, cluster_name)
+    return clusters.list_remote_login_information(app.session, rid)

@@ -1,0 +1,240 @@
+"""`batchai job`: create (run), show, list, terminate, delete and wait for jobs."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from batchai_cli.cli import tables
+from batchai_cli.cli.cluster import file_server_id, mount_options
+from batchai_cli.cli.options import (
+    defaulted_option,
+    experiment_option,
+    group,
+    ids_option,
+    name_option,
+    no_wait_option,
+    pass_app,
+    resource_group_option,
+    workspace_option,
+    yes_option,
+)
+from batchai_cli.cli.targets import resolve_targets
+from batchai_cli.services import jobs
+
+_NAME_HELP = "Name of job."
+
+
+def _targets(app, ids, resource_group, workspace, experiment, name):
+    return resolve_targets(app, "job", ids, resource_group, [("workspace", workspace, "--workspace"),
+                                                              ("experiment", experiment, "--experiment"),
+                                                              ("job", name, "--name")])
+
+
+@group()
+def job() -> None:
+    """Commands to manage jobs."""
+
+
+@job.command("create", table=tables.jobs)
+@resource_group_option()
+@workspace_option()
+@experiment_option()
+@name_option("-n", "--name", kind="job", help=_NAME_HELP, required=True)
+@click.option("-f", "--config-file", required=True, type=click.Path(dir_okay=True),
+              help="A JSON file with the job's parameters (job.json).")
+@defaulted_option("-c", "--cluster", dest="cluster", default_name="cluster", required=False, kind="cluster",
+                  help="Name or ARM ID of the cluster to run the job on. Default: the configured cluster, else "
+                  "the file's cluster.id.")
+@mount_options
+@click.option("--no-container", is_flag=True, help="Run the job's command on the host even though job.json names "
+              "a container image (for nodes without docker, podman or apptainer).")
+@click.option("--strict", is_flag=True, help="Treat unknown keys in job.json as errors.")
+@pass_app
+def create(app, resource_group, workspace, experiment, name, config_file, cluster, nfs, nfs_mount_path, afs_name,
+           afs_mount_path, bfs_name, bfs_mount_path, storage_account_name, storage_account_key, no_container, strict):
+    """Create a job: queue it on a cluster and return at once; it runs detached from this command.
+
+    \b
+    Examples:
+      Run a job on a cluster of the same workspace.
+        batchai job create -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob -c MyCluster -f job.json
+      Run a recipe's job.json, with the storage account its placeholders name.
+        batchai job create -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob -c MyCluster -f job.json \\
+            --storage-account-name MyAccount --storage-account-key MyKey
+    """
+    from batchai_cli.services.clusters import resolve_cluster
+
+    (rid,) = _targets(app, (), resource_group, workspace, experiment, name)
+    cluster_rid = resolve_cluster(app.session, cluster, resource_group=resource_group,
+                                  workspace=workspace) if cluster else None
+    return jobs.create_job(
+        app.session, rid, config_file=config_file, cluster=cluster_rid, no_container=no_container, strict=strict,
+        storage_account_name=storage_account_name, storage_account_key=storage_account_key,
+        nfs_id=file_server_id(app, nfs, resource_group, workspace), nfs_mount_path=nfs_mount_path,
+        afs_name=afs_name, afs_mount_path=afs_mount_path, bfs_name=bfs_name, bfs_mount_path=bfs_mount_path,
+    )
+
+
+def _resource_options(function):
+    for decorator in reversed([resource_group_option(required=False), workspace_option(required=False),
+                               experiment_option(required=False),
+                               name_option("-n", "--name", kind="job", help=_NAME_HELP), ids_option]):
+        function = decorator(function)
+    return function
+
+
+@job.command("show", table=tables.jobs)
+@_resource_options
+@pass_app
+def show(app, resource_group, workspace, experiment, name, ids):
+    """Show information about a job.
+
+    \b
+    Examples:
+      Show a job.
+        batchai job show -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob
+      Show the job's output path segment.
+        batchai job show -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob \\
+            --query jobOutputDirectoryPathSegment -o tsv
+    """
+    found = [jobs.get_job(app.session, rid) for rid in _targets(app, ids, resource_group, workspace, experiment, name)]
+    return found[0] if len(found) == 1 else found
+
+
+@job.command("list", table=tables.jobs)
+@resource_group_option()
+@workspace_option()
+@experiment_option()
+@pass_app
+def list_(app, resource_group, workspace, experiment):
+    """List jobs in an experiment.
+
+    \b
+    Examples:
+      List jobs.
+        batchai job list -g MyResourceGroup -w MyWorkspace -e MyExperiment -o table
+    """
+    (rid,) = resolve_targets(app, "experiment", (), resource_group, [("workspace", workspace, "--workspace"),
+                                                                      ("experiment", experiment, "--experiment")])
+    return jobs.list_jobs(app.session, rid)
+
+
+@job.command("terminate")
+@_resource_options
+@no_wait_option
+@yes_option
+@pass_app
+def terminate(app, resource_group, workspace, experiment, name, ids, no_wait, yes):
+    """Terminate a job: stop every process of it on every node.
+
+    \b
+    Examples:
+      Terminate a job and wait until it has ended.
+        batchai job terminate -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob -y
+    """
+    targets = _targets(app, ids, resource_group, workspace, experiment, name)
+    if not yes:
+        from batchai_cli.cli.terminal import confirm
+
+        confirm()
+    for rid in targets:
+        jobs.terminate_job(app.session, rid)
+    if not no_wait:
+        for rid in targets:
+            for _kind, _job in jobs.wait_events(app.session, rid, interval=0.2, timeout=60):
+                pass
+
+
+@job.command("delete")
+@_resource_options
+@no_wait_option
+@yes_option
+@pass_app
+def delete(app, resource_group, workspace, experiment, name, ids, no_wait, yes):
+    """Delete a job. A running job is terminated first.
+
+    \b
+    Examples:
+      Delete a job without asking.
+        batchai job delete -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob -y
+    """
+    targets = _targets(app, ids, resource_group, workspace, experiment, name)
+    if not yes:
+        from batchai_cli.cli.terminal import confirm
+
+        confirm()
+    for rid in targets:
+        jobs.delete_job(app.session, rid)
+
+
+@job.command("wait")
+@_resource_options
+@click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
+              help="Seconds between checks of the job's state.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Give up after this many seconds (exit code 1).")
+@pass_app
+def wait(app, resource_group, workspace, experiment, name, ids, interval, timeout):
+    """Wait for a job to end; the exit code is the job's own.
+
+    \b
+    Examples:
+      Wait for a job, then act on its exit code.
+        batchai job wait -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob && echo trained
+    """
+    (rid,) = _targets(app, ids, resource_group, workspace, experiment, name)
+    code = report_wait(app, rid, interval=interval, timeout=timeout)
+    sys.exit(code)
+
+
+def report_wait(app, rid, *, interval: float, timeout: float | None = None) -> int:
+    """Follow a job with az's messages on stderr; returns the exit code `job wait` exits with."""
+    from batchai_cli import log
+
+    for kind, current in jobs.wait_events(app.session, rid, interval=interval, timeout=timeout):
+        info = current.get("executionInfo") or {}
+        if kind == "submitted":
+            log.warning("Job submitted at %s", current["creationTime"])
+        elif kind == "started":
+            log.warning("Job started execution at %s", info["startTime"])
+        elif kind == "state":
+            log.warning("Job state: %s", current["executionState"])
+        elif kind == "timeout":
+            log.warning("Gave up waiting after %g s; the job is %s.", timeout, current["executionState"])
+            return 1
+        elif kind == "end":
+            return _report_end(current)
+    return 1
+
+
+def _report_end(current: dict) -> int:
+    from batchai_cli import log
+
+    info = current.get("executionInfo") or {}
+    took = _duration(info.get("startTime"), info.get("endTime"))
+    if current["executionState"] == "succeeded":
+        log.warning("Job completed at %s; execution took %s", info.get("endTime"), took)
+        return 0
+    log.warning('The job "%s" in resource group "%s" failed.', current["name"], current.get("resourceGroup")
+                or current["id"].split("/")[4])
+    if not info:
+        log.warning("Failed job has no execution info")
+        return 1
+    log.warning("Job failed with exit code %s at %s; execution took %s", info.get("exitCode"), info.get("endTime"),
+                took)
+    for err in info.get("errors") or []:
+        details = err.get("details")
+        text = "<none>" if not details else "\n" + "\n".join(f"{d['name']}: {d['value']}" for d in details)
+        log.warning("Error message: %s\nDetails:\n %s", err.get("message"), text)
+    code = info.get("exitCode")
+    # az exited 0 for a failed job without an exit code; a failure is never 0 here.
+    return code if isinstance(code, int) and code != 0 else 1
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    from datetime import datetime
+
+    if not start or not end:
+        return "unknown"
+    return str(datetime.fromisoformat(end) - datetime.fromisoformat(start))

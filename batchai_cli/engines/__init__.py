@@ -1,0 +1,74 @@
+"""Engines: where jobs run. An engine only schedules agents (DESIGN.md).
+
+`local` (the default) runs a job's runner as a detached process on this machine; the runner waits
+for the cluster's nodes (slots here), then starts one agent per node. The same runner and agent
+serve every engine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from batchai_cli.errors import EngineError
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of a process (clock ticks since boot), to tell it from a later one with its pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read().decode()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+def process_alive(pid: int, start: int | None) -> bool:
+    """True while the process `pid` that started at `start` is running (zombies count as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read().decode()
+    except OSError:
+        return False
+    fields = data[data.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return False
+    return start is None or int(fields[19]) == start
+
+
+def spawn_detached(argv: list[str], log_path: str, env: dict[str, str] | None = None) -> int:
+    """Start `argv` in its own session, fully detached (its parent is init, so it is never left a
+    zombie of the CLI), with stdout/stderr appended to log_path. Returns its pid."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_end)
+            os.setsid()
+            grandchild = os.fork()
+            if grandchild:
+                os.write(write_end, str(grandchild).encode())
+                os._exit(0)
+            os.close(write_end)
+            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.execve(argv[0], argv, os.environ if env is None else env)
+        finally:
+            os._exit(127)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 64):
+        data += chunk
+    os.close(read_end)
+    os.waitpid(child, 0)
+    if not data:
+        raise EngineError(f"Could not start {argv[0]}.")
+    return int(data)
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]

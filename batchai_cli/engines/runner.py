@@ -1,0 +1,301 @@
+"""A job's runner: waits for the job's turn and nodes, starts one agent per node, enforces the
+wall-clock limit and termination, and records the job's end. One detached process per job.
+
+    python -m batchai_cli.engines.runner <job-id>
+
+Queue: a job starts when it is first among the cluster's queued jobs (schedulingPriority, then
+age) and the cluster has as many free nodes as it needs (all at once). Runners sleep between
+checks and are woken (SIGUSR1) when nodes may have been freed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from batchai_cli import ids, log, state
+from batchai_cli.agent import layout, toolkits
+from batchai_cli.engines import python_module
+
+TERMINATE_GRACE = 20.0
+POLL = 0.2
+QUEUE_POLL = 1.0
+
+
+def _error(code: str, message: str, **details) -> dict:
+    return {
+        "code": code,
+        "message": message,
+        "details": [{"name": k, "value": str(v)} for k, v in details.items()] or None,
+    }
+
+
+class Runner:
+    def __init__(self, job_id: str):
+        self.rid = ids.parse(job_id, expect="job")
+        self.db = state.open_state()
+        self.wake = threading.Event()
+        self.stop_reason: str | None = None
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGUSR1, lambda *_: self.wake.set())
+
+    def _on_term(self, *_args) -> None:
+        self.stop_reason = self.stop_reason or "terminated"
+        self.wake.set()
+
+    # -- queue --------------------------------------------------------------------------------
+
+    def wait_for_nodes(self) -> list[int] | None:
+        from batchai_cli.services.clusters import node_capacity
+
+        delay = POLL
+        while True:
+            run = self.db.get_run(self.rid.key)
+            if run is None:
+                return None  # deleted
+            if run["phase"] == "terminating" or self.stop_reason:
+                self.stop_reason = "terminated"
+                return None
+            cluster_rid = ids.parse(self.db.get(self.rid)["cluster"]["id"])
+            cluster = self.db.get(cluster_rid)
+            if cluster is None:
+                self.stop_reason = "cluster-deleted"
+                return None
+            capacity, _ = node_capacity(cluster)
+            if self._may_fit(run, capacity):
+                nodes = self.db.claim_nodes(self.rid.key, list(range(capacity)))
+                if nodes is not None:
+                    return nodes
+            self.wake.wait(delay)
+            self.wake.clear()
+            delay = min(delay * 1.5, QUEUE_POLL)
+
+    def _may_fit(self, run: dict, capacity: int) -> bool:
+        """A read-only look before taking the write lock: head of the queue, and enough nodes free."""
+        runs = self.db.runs(cluster_key=run["cluster_key"])
+        queued = [r for r in runs if r["phase"] == "queued"]
+        if not queued or queued[0]["job_key"] != run["job_key"]:
+            return False
+        busy = {node for r in runs if r["phase"] in ("running", "terminating") for node in r["nodes"]}
+        return capacity - len([n for n in busy if n < capacity]) >= run["node_count"]
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        nodes = self.wait_for_nodes()
+        if nodes is None:
+            if self.db.get_run(self.rid.key) is not None:
+                reason = (
+                    "The job was terminated before it started."
+                    if self.stop_reason == "terminated"
+                    else "The cluster the job was queued on was deleted."
+                )
+                code = "JobTerminated" if self.stop_reason == "terminated" else "ClusterDeleted"
+                self.finish(None, [_error(code, reason)], started=None)
+            return 0
+        started = state.now_iso()
+        body, _run = self.db.update_job(self.rid, lambda b, r: _running(b, started))
+        private = self.db.get_private(self.rid)
+        properties = private["properties"]
+        shared = layout.shared_dir(body)
+        os.makedirs(shared, exist_ok=True)
+        for name in os.listdir(shared):
+            if name.startswith(("result-", "pgids-")):
+                os.unlink(os.path.join(shared, name))
+        launch = {"nodes": nodes, "ports": _free_ports(2 * len(nodes) + 4)}
+        options = {**private.get("options", {}), **launch}
+        self.db.update_private(self.rid, lambda p: {**p, "options": options})
+        agents = []
+        for task, node in enumerate(nodes):
+            log_path = os.path.join(shared, f"agent-{task}.log")
+            with open(log_path, "ab") as handle:
+                agents.append(
+                    subprocess.Popen(
+                        python_module("batchai_cli.agent", "run", str(self.rid), str(task), str(node)),
+                        stdin=subprocess.DEVNULL,
+                        stdout=handle,
+                        stderr=handle,
+                        start_new_session=True,
+                    )
+                )
+        limit = _wall_clock_seconds(properties)
+        essential = self._essential_tasks(properties, len(nodes))
+        deadline = time.monotonic() + limit if limit else None
+        errors: list[dict] = []
+        stopping_at: float | None = None
+        while True:
+            if all(agent.poll() is not None for agent in agents):
+                break
+            if all(agents[t].poll() is not None for t in essential) and stopping_at is None:
+                self._signal(agents, signal.SIGTERM)  # parameter servers and idle nodes
+                stopping_at = time.monotonic()
+            run = self.db.get_run(self.rid.key)
+            if run is None:
+                self.stop_reason = "deleted"
+            elif run["phase"] == "terminating":
+                self.stop_reason = self.stop_reason or "terminated"
+            if deadline and time.monotonic() > deadline and not self.stop_reason:
+                self.stop_reason = "wallclock"
+                errors.append(
+                    _error(
+                        "JobMaxWallClockTimeExceeded",
+                        f"The job ran longer than its maxWallClockTime "
+                        f"({properties['constraints']['maxWallClockTime']}) and was stopped.",
+                    )
+                )
+            if self.stop_reason and stopping_at is None:
+                self._signal(agents, signal.SIGTERM)
+                stopping_at = time.monotonic()
+            if stopping_at and time.monotonic() - stopping_at > TERMINATE_GRACE:
+                self._signal(agents, signal.SIGKILL)
+            self.wake.wait(POLL)
+            self.wake.clear()
+        exit_code = None
+        for task, agent in enumerate(agents):
+            result = _read_result(body, task)
+            if result is None:
+                how = (
+                    f"killed by {signal.Signals(-agent.returncode).name}"
+                    if agent.returncode < 0
+                    else f"exited with code {agent.returncode}"
+                )
+                errors.append(
+                    _error(
+                        "NodeAgentDied",
+                        f"The agent on node {task} {how} before it reported a result; the job was stopped.",
+                        node=task,
+                    )
+                )
+                self._kill_groups(body, task)
+                continue
+            errors.extend(result.get("errors") or [])
+            # The job's exit code: the first failure among the essential nodes, else the master's.
+            if task in essential and result.get("exitCode") is not None and exit_code in (None, 0):
+                exit_code = result["exitCode"]
+        if self.stop_reason == "deleted":
+            return 0
+        if self.stop_reason == "terminated":
+            errors.append(_error("JobTerminated", "The job was terminated by the user."))
+        elif self.stop_reason == "cluster-deleted":
+            errors.append(_error("ClusterDeleted", "The cluster the job ran on was deleted."))
+        self.finish(exit_code, errors, started=started)
+        return 0
+
+    def _essential_tasks(self, properties: dict, node_count: int) -> list[int]:
+        cluster = toolkits.Cluster(hosts=["127.0.0.1"] * node_count, ports=[])
+        tasks = [
+            task
+            for task in range(node_count)
+            if any(launch.role != "ps" for launch in toolkits.plan(properties, task, cluster))
+        ]
+        return sorted(set(tasks) | {0})
+
+    def _signal(self, agents, sig: int) -> None:
+        for agent in agents:
+            if agent.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(agent.pid, sig)
+
+    def _kill_groups(self, body: dict, task: int) -> None:
+        """An agent died: stop the processes it had started (their groups are on record)."""
+        try:
+            with open(layout.process_groups_path(body, task)) as handle:
+                groups = [int(line) for line in handle.read().split() if line.strip()]
+        except OSError:
+            return
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+
+    def finish(self, exit_code: int | None, errors: list[dict], *, started: str | None) -> None:
+        ended = state.now_iso()
+        succeeded = exit_code == 0 and not errors
+        if exit_code not in (None, 0):
+            errors.insert(0, _error("JobFailed", "Job failed with non-zero exit code"))
+
+        def change(body: dict, _run: dict) -> dict:
+            body["executionState"] = "succeeded" if succeeded else "failed"
+            body["executionStateTransitionTime"] = ended
+            body["executionInfo"] = {
+                "startTime": started,
+                "endTime": ended,
+                "exitCode": exit_code,
+                "errors": errors or None,
+            }
+            return body
+
+        try:
+            self.db.update_job(self.rid, change, phase="ended", nodes=[])
+        except state.MissingResource:
+            return
+        wake_runners(self.db, self.db.get_run(self.rid.key)["cluster_key"])
+
+
+def _running(body: dict, started: str) -> dict:
+    body["executionState"] = "running"
+    body["executionStateTransitionTime"] = started
+    body["executionInfo"] = {"startTime": started, "endTime": None, "exitCode": None, "errors": None}
+    return body
+
+
+def wake_runners(db, cluster_key: str) -> None:
+    """Nudge the queued runners of a cluster on this machine: nodes may be free now."""
+    host = socket.gethostname()
+    for run in db.runs(cluster_key=cluster_key, phases=("queued",)):
+        runner = run.get("runner") or {}
+        if runner.get("host") == host and runner.get("pid"):
+            from batchai_cli.engines import process_alive
+
+            if process_alive(runner["pid"], runner.get("start")):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(runner["pid"], signal.SIGUSR1)
+
+
+def _read_result(body: dict, task: int) -> dict | None:
+    try:
+        with open(layout.result_path(body, task)) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _wall_clock_seconds(properties: dict) -> float | None:
+    from batchai_cli.config.checks import parse_duration
+
+    text = (properties.get("constraints") or {}).get("maxWallClockTime")
+    parsed = parse_duration(text) if text else None
+    return parsed.total_seconds() if parsed else None
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets, ports = [], []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+        ports.append(sock.getsockname()[1])
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def main(argv: list[str]) -> int:
+    try:
+        return Runner(argv[0]).run()
+    except Exception as exc:  # the log file is the only witness; the job show reconciles the state
+        log.warning("runner failed: %s", exc)
+        import traceback
+
+        traceback.print_exc()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,233 @@
+"""Clusters: a named set of nodes in a workspace, with an engine that runs jobs on them.
+
+A `local` cluster's nodes are slots on this machine, as many as its scale settings say; a job
+holds whole nodes while it runs (gang scheduled, one job per node). What `cluster show` reports
+about nodes (currentNodeCount, nodeStateCounts, allocationState) is computed from the jobs that
+hold or wait for them, so it is always true rather than remembered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from batchai_cli import ids, log, models, state
+from batchai_cli.errors import AlreadyExists, BatchAIError, InvalidState, UsageError
+from batchai_cli.ids import ResourceId
+from batchai_cli.services import Session
+from batchai_cli.services.workspaces import not_found, workspace_ref
+
+ENGINES = ("local", "slurm")
+
+
+def cluster_ref(session: Session, resource_group: str, workspace: str, name: str) -> ResourceId:
+    ids.check_name(name, "cluster")
+    return workspace_ref(session, resource_group, workspace).child("cluster", name)
+
+
+def resolve_cluster(session: Session, value: str, *, resource_group: str, workspace: str) -> ResourceId:
+    """-c takes a cluster name (in the job's workspace) or a cluster's full id (any workspace), as az."""
+    if value.startswith("/"):
+        return ids.parse(value, expect="cluster")
+    return cluster_ref(session, resource_group, workspace, value)
+
+
+def create_cluster(session: Session, rid: ResourceId, *, config_file: str | None = None, **options) -> dict:
+    """Create a cluster from cluster.json and/or options, patched as `az batchai cluster create` did.
+
+    `options` are build_cluster_request's keywords (vm_size, target, min_nodes, afs_name, engine...).
+    """
+    from batchai_cli.config import build_cluster_request
+
+    workspace = session.state.get(rid.parent)
+    if workspace is None:
+        raise not_found(rid.parent)
+    if session.state.get(rid) is not None:
+        raise _exists(rid)
+    request, warnings = build_cluster_request(config_file, **options)
+    for problem in warnings:
+        log.warning("%s", _problem_text(problem, config_file))
+    properties = request["properties"]
+    engine = (properties.get("engine") or {}).get("type", "local")
+    _check_engine(engine)
+    stamp = state.now_iso()
+    setup = (properties.get("nodeSetup") or {}).get("setupTask")
+    if setup:
+        setup["stdOutErrPathSuffix"] = (
+            f"{rid.subscription}/{rid.resource_group}/workspaces/{rid.get('workspace')}"
+            f"/clusters/{rid.name}/{uuid.uuid4()}"
+        )
+    body = {
+        **properties,
+        "allocationState": "steady",
+        "allocationStateTransitionTime": stamp,
+        "creationTime": stamp,
+        "errors": None,
+        "id": str(rid),
+        "name": rid.name,
+        "provisioningState": "succeeded",
+        "provisioningStateTransitionTime": stamp,
+        "type": rid.type,
+    }
+    try:
+        session.state.create(rid, models.without_secrets(body), private={"properties": properties})
+    except state.DuplicateResource:
+        raise _exists(rid) from None
+    except state.MissingParent:
+        raise not_found(rid.parent) from None
+    return get_cluster(session, rid)
+
+
+def _exists(rid: ResourceId) -> AlreadyExists:
+    # az said '"x" already exists in "rg" resource group under ws resource group.' (sic).
+    return AlreadyExists(
+        f'"{rid.name}" already exists in workspace "{rid.get("workspace")}" (resource group "{rid.resource_group}").',
+        hint="Choose another name, or delete the existing cluster first.",
+    )
+
+
+def _problem_text(problem, file: str | None) -> str:
+    where = problem.location(file)
+    return f"{where + ': ' if where else ''}{problem.json_path + ': ' if problem.json_path else ''}{problem.message}"
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise UsageError(f"Unknown engine '{engine}'.", hint=f"Choose one of: {', '.join(ENGINES)}.")
+    if engine == "slurm":
+        import shutil
+
+        if not shutil.which("sbatch"):
+            raise BatchAIError(
+                "The slurm engine needs Slurm's sbatch and srun on this machine, and they are not on PATH.",
+                hint="Install Slurm (apt-get install slurm-wlm) or use --engine local.",
+            )
+
+
+# -- the live view ------------------------------------------------------------------------------
+
+
+def node_capacity(body: dict) -> tuple[int, int]:
+    """(nodes jobs may be placed on, nodes currently allocated with no demand) for a cluster body.
+
+    Manual scale: the target count, both. Auto-scale: up to the maximum; allocated follows demand.
+    """
+    scale = body.get("scaleSettings") or {}
+    if scale.get("autoScale"):
+        auto = scale["autoScale"]
+        return int(auto["maximumNodeCount"]), int(auto["minimumNodeCount"])
+    target = int((scale.get("manual") or {}).get("targetNodeCount") or 0)
+    return target, target
+
+
+def node_ids(rid: ResourceId, body: dict, count: int) -> list[str]:
+    """Stable node ids in Batch AI's style: tvm-<cluster hash>_<n>-<creation time>."""
+    digest = int(hashlib.sha256(rid.key.encode()).hexdigest()[:8], 16) % 10**10
+    stamp = (body.get("creationTime") or "")[:19].replace("-", "").replace(":", "").lower()
+    return [f"tvm-{digest}_{index + 1}-{stamp}z" for index in range(count)]
+
+
+def live_view(rid: ResourceId, body: dict, runs: list[dict]) -> dict:
+    """The cluster as az shows it, with node counts from the jobs that hold or wait for its nodes."""
+    capacity, floor = node_capacity(body)
+    held = [node for run in runs if run["phase"] in ("running", "terminating") for node in run["nodes"]]
+    scale = body.get("scaleSettings") or {}
+    if scale.get("autoScale"):
+        demand = sum(run["node_count"] for run in runs)
+        current = max(floor, min(capacity, demand))
+        current = max(current, max(held, default=-1) + 1)
+    else:
+        current = capacity
+    running = sum(1 for node in held if node < current)
+    leaving = sum(1 for node in held if node >= current)
+    view = dict(body)
+    view["currentNodeCount"] = current + leaving
+    view["nodeStateCounts"] = {
+        "idleNodeCount": max(0, current - running),
+        "leavingNodeCount": leaving,
+        "preparingNodeCount": 0,
+        "runningNodeCount": running,
+        "unusableNodeCount": 0,
+    }
+    if leaving:
+        view["allocationState"] = "resizing"
+    return models.present(view, models.CLUSTER)
+
+
+def get_cluster(session: Session, rid: ResourceId) -> dict:
+    body = session.state.get(rid)
+    if body is None:
+        raise not_found(rid)
+    from batchai_cli.services.jobs import reconcile_cluster
+
+    runs = reconcile_cluster(session, rid)
+    return live_view(rid, body, runs)
+
+
+def list_clusters(session: Session, workspace: ResourceId) -> list[dict]:
+    if session.state.get(workspace) is None:
+        raise not_found(workspace)
+    return [get_cluster(session, ids.parse(body["id"])) for body in session.state.list("cluster", parent=workspace)]
+
+
+def _rescale(session: Session, rid: ResourceId, scale: dict) -> dict:
+    def change(body: dict) -> dict:
+        body["scaleSettings"] = scale
+        body["allocationStateTransitionTime"] = state.now_iso()
+        return body
+
+    try:
+        session.state.update(rid, change)
+    except state.MissingResource:
+        raise not_found(rid) from None
+    # Queued jobs may fit now.
+    from batchai_cli.services.jobs import wake_queue
+
+    wake_queue(session, rid)
+    return get_cluster(session, rid)
+
+
+def resize_cluster(session: Session, rid: ResourceId, target: int) -> dict:
+    """Manual scale to `target` nodes. Jobs already running on nodes beyond it finish there (the
+    nodes show as leaving until then); new jobs are placed on the remaining nodes only."""
+    if target < 0:
+        raise UsageError("--target must be 0 or more.")
+    body = get_cluster(session, rid)
+    option = ((body.get("scaleSettings") or {}).get("manual") or {}).get("nodeDeallocationOption") or "requeue"
+    return _rescale(session, rid, {"manual": {"nodeDeallocationOption": option, "targetNodeCount": target}})
+
+
+def auto_scale_cluster(session: Session, rid: ResourceId, minimum: int, maximum: int) -> dict:
+    """Auto-scale between `minimum` and `maximum` nodes, following the jobs queued and running."""
+    if minimum < 0 or maximum < 0:
+        raise UsageError("--min and --max must be 0 or more.")
+    if minimum > maximum:
+        raise UsageError("Maximum nodes count must be greater or equal to minimum nodes count")
+    get_cluster(session, rid)
+    return _rescale(
+        session, rid, {"autoScale": {"initialNodeCount": 0, "maximumNodeCount": maximum, "minimumNodeCount": minimum}}
+    )
+
+
+def delete_cluster(session: Session, rid: ResourceId) -> None:
+    """Delete a cluster. Jobs still queued or running on it are terminated first, as the service did."""
+    if session.state.get(rid) is None:
+        raise not_found(rid)
+    from batchai_cli.services.jobs import terminate_jobs_on_cluster
+
+    terminate_jobs_on_cluster(session, rid, reason="The cluster the job ran on was deleted.")
+    try:
+        session.state.delete(rid)
+    except state.MissingResource:
+        raise not_found(rid) from None
+    except state.HasChildren:  # pragma: no cover - clusters have no children
+        raise InvalidState(f'The cluster "{rid.name}" cannot be deleted now.') from None
+
+
+def list_remote_login_information(session: Session, rid: ResourceId) -> list[dict]:
+    """The nodes of a cluster: az's remote login list (nodeId, ipAddress, port). Local nodes are
+    this machine, reached over SSH on its usual port."""
+    view = get_cluster(session, rid)
+    return [
+        {"ipAddress": "127.0.0.1", "nodeId": node, "port": 22} for node in node_ids(rid, view, view["currentNodeCount"])
+    ]

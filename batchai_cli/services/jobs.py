@@ -1,0 +1,355 @@
+"""Jobs: created from job.json on a cluster, queued, run by the cluster's engine, and watched.
+
+States as in Batch AI: queued -> running -> succeeded | failed, and terminating -> failed. A job's
+runner (engines/runner.py) moves it along; if that process dies without recording an end (killed,
+machine rebooted), the next look at the job (show, list, wait, cluster show) finds out and marks
+the job failed with an error saying so, so no job stays "running" forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+from batchai_cli import ids, log, models, state
+from batchai_cli.errors import AlreadyExists, BatchAIError, InvalidState
+from batchai_cli.ids import ResourceId
+from batchai_cli.services import Session
+from batchai_cli.services.workspaces import not_found
+
+PRIORITY = {"high": 0, "normal": 1, "low": 2}
+TERMINAL = ("succeeded", "failed")
+
+
+def job_ref(session: Session, resource_group: str, workspace: str, experiment: str, name: str) -> ResourceId:
+    from batchai_cli.services.experiments import experiment_ref
+
+    ids.check_name(name, "job")
+    return experiment_ref(session, resource_group, workspace, experiment).child("job", name)
+
+
+def create_job(
+    session: Session,
+    rid: ResourceId,
+    *,
+    config_file: str,
+    cluster: ResourceId | None,
+    no_container: bool = False,
+    strict: bool = False,
+    **mount_options,
+) -> dict:
+    """Queue a job from job.json on a cluster and start its runner; returns at once (queued).
+
+    mount_options are build_job_request's storage and mount keywords (storage_account_name,
+    afs_name, bfs_name, nfs_id...).
+    """
+    from batchai_cli.config import build_job_request, tool_type
+
+    if session.state.get(rid.parent) is None:
+        raise not_found(rid.parent)
+    if session.state.get(rid) is not None:
+        raise _exists()
+    request, warnings = build_job_request(
+        config_file, cluster_id=str(cluster) if cluster else None, strict=strict, **mount_options
+    )
+    for problem in warnings:
+        log.warning("%s", _problem_text(problem, config_file))
+    properties = request["properties"]
+    cluster_rid = ids.parse(properties["cluster"]["id"], expect="cluster")
+    cluster_body = session.state.get(cluster_rid)
+    if cluster_body is None:
+        raise not_found(cluster_rid)
+    properties["cluster"] = {"id": cluster_body["id"]}
+    _check_fits(properties, cluster_rid, cluster_body)
+    options = {"container": _container(properties, no_container)}
+    stamp = state.now_iso()
+    segment = (
+        f"{rid.subscription}/{rid.resource_group}/workspaces/{rid.get('workspace')}/experiments/"
+        f"{rid.get('experiment')}/jobs/{rid.name}/{uuid.uuid4()}"
+    )
+    body = {
+        **properties,
+        "creationTime": stamp,
+        "executionInfo": None,
+        "executionState": "queued",
+        "executionStateTransitionTime": stamp,
+        "id": str(rid),
+        "jobOutputDirectoryPathSegment": segment,
+        "name": rid.name,
+        "provisioningState": "succeeded",
+        "provisioningStateTransitionTime": stamp,
+        "toolType": tool_type(properties),
+        "type": rid.type,
+    }
+    try:
+        session.state.create_job(
+            rid,
+            models.without_secrets(body),
+            cluster_key=cluster_rid.key,
+            priority=PRIORITY.get(properties.get("schedulingPriority"), 1),
+            node_count=int(properties["nodeCount"]),
+            private={"properties": properties, "options": options},
+        )
+    except state.DuplicateResource:
+        raise _exists() from None
+    except state.MissingParent:
+        raise not_found(rid.parent) from None
+    _start_runner(session, rid)
+    return get_job(session, rid)
+
+
+def _exists() -> AlreadyExists:
+    return AlreadyExists(
+        "A job with given name, experiment, workspace and resource group already exists.",
+        hint="Choose another name, or delete the existing job first.",
+    )
+
+
+def _problem_text(problem, file: str | None) -> str:
+    where = problem.location(file)
+    return f"{where + ': ' if where else ''}{problem.json_path + ': ' if problem.json_path else ''}{problem.message}"
+
+
+def _check_fits(properties: dict, cluster_rid: ResourceId, cluster_body: dict) -> None:
+    from batchai_cli.services.clusters import node_capacity
+
+    capacity, _ = node_capacity(cluster_body)
+    needed = int(properties["nodeCount"])
+    if needed > capacity:
+        scale = "auto-scales to at most" if (cluster_body.get("scaleSettings") or {}).get("autoScale") else "has"
+        raise BatchAIError(
+            f'The job needs {needed} node{"s" if needed != 1 else ""}, but cluster "{cluster_rid.name}" {scale} '
+            f"{capacity}.",
+            hint=f"Resize it (batchai cluster resize -g {cluster_rid.resource_group} -w {cluster_rid.get('workspace')} "
+            f"-n {cluster_rid.name} -t {needed}) or lower nodeCount.",
+        )
+
+
+def _container(properties: dict, no_container: bool) -> dict | None:
+    settings = properties.get("containerSettings")
+    if not settings:
+        return None
+    from batchai_cli.agent.containers import effective_image, require_runtime
+
+    image = effective_image(settings)
+    if no_container:
+        log.warning("Running on the host, not in the container image %s, as --no-container asks.", image)
+        return None
+    runtime = require_runtime(image)
+    registry = settings.get("imageSourceRegistry") or {}
+    return {
+        "image": image,
+        "runtime": runtime.name,
+        "shmSize": settings.get("shmSize"),
+        "serverUrl": registry.get("serverUrl"),
+    }
+
+
+def _start_runner(session: Session, rid: ResourceId) -> None:
+    from batchai_cli.agent import layout
+    from batchai_cli.engines import process_start, python_module, spawn_detached
+
+    body = session.state.get(rid)
+    folder = layout.shared_dir(body)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        pid = spawn_detached(python_module("batchai_cli.engines.runner", str(rid)), os.path.join(folder, "runner.log"))
+    except (OSError, BatchAIError) as exc:
+        _end(session, rid, [_error("JobStartFailed", f"Could not start the job's runner: {exc}")])
+        raise BatchAIError(f"Could not start the job: {exc}") from None
+    session.state.update_job(rid, runner={"pid": pid, "start": process_start(pid), "host": socket.gethostname()})
+
+
+def _error(code: str, message: str) -> dict:
+    return {"code": code, "message": message, "details": None}
+
+
+def _end(session: Session, rid: ResourceId, errors: list[dict]) -> None:
+    """Mark a job failed from outside its runner (the runner is gone)."""
+    stamp = state.now_iso()
+
+    def change(body: dict, _run: dict) -> dict:
+        info = body.get("executionInfo") or {}
+        body["executionState"] = "failed"
+        body["executionStateTransitionTime"] = stamp
+        body["executionInfo"] = {
+            "startTime": info.get("startTime"),
+            "endTime": stamp,
+            "exitCode": None,
+            "errors": (info.get("errors") or []) + errors,
+        }
+        return body
+
+    with contextlib.suppress(state.MissingResource):
+        session.state.update_job(rid, change, phase="ended", nodes=[])
+
+
+# -- reading, with the runners' health checked ------------------------------------------------
+
+
+def _runner_dead(run: dict) -> bool:
+    from batchai_cli.engines import process_alive
+
+    runner = run.get("runner")
+    if not runner or runner.get("host") != socket.gethostname():
+        return False
+    return not process_alive(runner["pid"], runner.get("start"))
+
+
+def _reconcile(session: Session, runs: list[dict]) -> list[dict]:
+    """End the active runs whose runner died; returns the runs still active."""
+    alive = []
+    woken = set()
+    for run in runs:
+        if run["phase"] in state.ACTIVE_PHASES and _runner_dead(run):
+            rid = ids.parse(session.state.get_key_id(run["job_key"]) or "", expect="job")
+            pid = run["runner"]["pid"]
+            _end(
+                session,
+                rid,
+                [
+                    _error(
+                        "JobRunnerDied",
+                        f"The process that ran this job (pid {pid}) ended without recording the job's "
+                        "end: it was killed or crashed. Its processes were stopped; see runner.log in the job's shared "
+                        "folder.",
+                    )
+                ],
+            )
+            _kill_leftovers(session.state.get(rid))
+            woken.add(run["cluster_key"])
+        else:
+            alive.append(run)
+    for cluster_key in woken:
+        from batchai_cli.engines.runner import wake_runners
+
+        wake_runners(session.state, cluster_key)
+    return alive
+
+
+def _kill_leftovers(body: dict | None) -> None:
+    import glob
+    import signal
+
+    from batchai_cli.agent import layout
+
+    if not body:
+        return
+    for path in glob.glob(os.path.join(layout.shared_dir(body), "pgids-*")):
+        try:
+            with open(path) as handle:
+                for line in handle.read().split():
+                    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                        os.killpg(int(line), signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def reconcile_cluster(session: Session, cluster_rid: ResourceId) -> list[dict]:
+    """The active runs on a cluster, after ending those whose runner died."""
+    return _reconcile(session, session.state.runs(cluster_key=cluster_rid.key))
+
+
+def wake_queue(session: Session, cluster_rid: ResourceId) -> None:
+    from batchai_cli.engines.runner import wake_runners
+
+    wake_runners(session.state, cluster_rid.key)
+
+
+def get_job(session: Session, rid: ResourceId) -> dict:
+    body = session.state.get(rid)
+    if body is None:
+        raise not_found(rid)
+    run = session.state.get_run(rid.key)
+    if run and run["phase"] in state.ACTIVE_PHASES and _runner_dead(run):
+        _reconcile(session, [run])
+        body = session.state.get(rid)
+    return present(body)
+
+
+def present(body: dict) -> dict:
+    view = models.present(body, models.JOB)
+    if view.get("constraints"):
+        view["constraints"] = {
+            **view["constraints"],
+            "maxWallClockTime": models.timespan_text(view["constraints"].get("maxWallClockTime")),
+        }
+    return view
+
+
+def list_jobs(session: Session, experiment: ResourceId) -> list[dict]:
+    if session.state.get(experiment) is None:
+        raise not_found(experiment)
+    return [get_job(session, ids.parse(body["id"])) for body in session.state.list("job", parent=experiment)]
+
+
+def terminate_job(session: Session, rid: ResourceId, *, reason: str | None = None) -> None:
+    """Stop every process of the job on every node. A queued job ends before it starts; an ended
+    job is left as it is."""
+    get_job(session, rid)
+    run = session.state.get_run(rid.key)
+    if run is None or run["phase"] not in state.ACTIVE_PHASES:
+        return
+    stamp = state.now_iso()
+
+    def change(body: dict, _run: dict) -> dict:
+        body["executionState"] = "terminating"
+        body["executionStateTransitionTime"] = stamp
+        return body
+
+    session.state.update_job(rid, change, phase="terminating")
+    runner = run.get("runner") or {}
+    if runner.get("pid") and runner.get("host") == socket.gethostname():
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(runner["pid"], signal.SIGTERM)
+
+
+def terminate_jobs_on_cluster(session: Session, cluster_rid: ResourceId, *, reason: str) -> None:
+    for run in reconcile_cluster(session, cluster_rid):
+        job_id = session.state.get_key_id(run["job_key"])
+        if job_id:
+            terminate_job(session, ids.parse(job_id), reason=reason)
+
+
+def delete_job(session: Session, rid: ResourceId) -> None:
+    """Delete a job; a running job is terminated first, as the service did."""
+    terminate_job(session, rid)
+    try:
+        session.state.delete(rid)
+    except state.MissingResource:
+        raise not_found(rid) from None
+    except state.HasChildren:  # pragma: no cover - jobs have no children
+        raise InvalidState(f'The job "{rid.name}" cannot be deleted now.') from None
+
+
+def wait_events(
+    session: Session, rid: ResourceId, *, interval: float = 0.5, timeout: float | None = None
+) -> Iterator[tuple[str, dict]]:
+    """Follow a job to its end: yields ("submitted" | "started" | "state" | "end", job) as az's
+    `job wait` reported them. Raises NotFound if the job is deleted meanwhile."""
+    job = get_job(session, rid)
+    yield "submitted", job
+    started = False
+    last_state = None
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        if job.get("executionInfo") and job["executionInfo"].get("startTime") and not started:
+            started = True
+            yield "started", job
+        if job["executionState"] != last_state:
+            last_state = job["executionState"]
+            yield "state", job
+        if job["executionState"] in TERMINAL:
+            yield "end", job
+            return
+        if deadline and time.monotonic() > deadline:
+            yield "timeout", job
+            return
+        time.sleep(interval)
+        job = get_job(session, rid)

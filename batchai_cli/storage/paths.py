@@ -1,0 +1,162 @@
+"""Job paths to storage: `$AZ_BATCHAI_JOB_MOUNT_ROOT/afs/logs` -> the `afs` volume's Store, key `logs`.
+
+A job names places by where they appear on its nodes: under a job-level mount
+(`$AZ_BATCHAI_JOB_MOUNT_ROOT/<relativeMountPath>`), a cluster-level mount
+(`$AZ_BATCHAI_MOUNT_ROOT/<relativeMountPath>`), or a plain folder on the machine (`/data/out`,
+the embedded default that needs no storage account). The agent writes logs and outputs through
+the Store this resolves to, and `job file list/stream` read through the same Store, so neither
+needs the node, as with the Batch AI service.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from batchai_cli.errors import BatchAIError
+from batchai_cli.storage.base import Store
+
+JOB_ROOT = "AZ_BATCHAI_JOB_MOUNT_ROOT"
+CLUSTER_ROOT = "AZ_BATCHAI_MOUNT_ROOT"
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One mounted volume of a job: where it appears (level + relative path) and what it is."""
+
+    level: str  # "job" or "cluster"
+    relative_mount_path: str
+    kind: str  # "azureFileShare", "azureBlob", "localFolder", "fileServer", "unmanaged"
+    reference: dict  # the mountVolumes entry, credentials included
+
+    @property
+    def root_variable(self) -> str:
+        return JOB_ROOT if self.level == "job" else CLUSTER_ROOT
+
+    @property
+    def shown_as(self) -> str:
+        return f"${self.root_variable}/{self.relative_mount_path}"
+
+    @property
+    def remote(self) -> bool:
+        """True for storage reached over the network (staged or mounted on the node)."""
+        return self.kind in ("azureFileShare", "azureBlob")
+
+    def open_store(self, env: Mapping[str, str] | None = None) -> Store:
+        """The Store behind this volume. BatchAIError for kinds that cannot be read directly."""
+        from batchai_cli.storage import open_store
+
+        ref = self.reference
+        if self.kind == "localFolder":
+            return open_store(ref["path"])
+        if self.kind in ("azureFileShare", "azureBlob"):
+            account = ref.get("accountName")
+            credentials = volume_credentials(account, (ref.get("credentials") or {}).get("accountKey"), env)
+            if self.kind == "azureFileShare":
+                share = (ref.get("azureFileUrl") or "").rstrip("/").rsplit("/", 1)[-1]
+                return open_store(f"azurefile://{share}", credentials)
+            return open_store(f"azureblob://{ref['containerName']}", credentials)
+        raise BatchAIError(
+            f"{self.shown_as} is a {'Batch AI file server' if self.kind == 'fileServer' else 'unmanaged file system'}"
+            " mount, which batchai cannot read or write directly.",
+            hint="Put stdout/stderr and output directories on an Azure File share, a blob container or a local folder.",
+        )
+
+
+def volume_credentials(account: str | None, key: str | None, env: Mapping[str, str] | None = None):
+    """Credentials for a mount's storage account: its own key, with the endpoints the environment
+    gives for that account (AZURE_STORAGE_CONNECTION_STRING), so emulators work as Azure does."""
+    from batchai_cli.storage.credentials import StorageCredentials, resolve_credentials
+
+    base = resolve_credentials(account_name=account, environ=os.environ if env is None else env)
+    return StorageCredentials(
+        account_name=account,
+        account_key=key or base.account_key,
+        sas_token=None if key else base.sas_token,
+        blob_endpoint=base.blob_endpoint,
+        file_endpoint=base.file_endpoint,
+        protocol=base.protocol,
+        endpoint_suffix=base.endpoint_suffix,
+        source="the job's mountVolumes",
+    )
+
+
+_KINDS = {
+    "azureFileShares": "azureFileShare",
+    "azureBlobFileSystems": "azureBlob",
+    "localFolders": "localFolder",
+    "fileServers": "fileServer",
+    "unmanagedFileSystems": "unmanaged",
+}
+
+
+def job_volumes(job_properties: dict, cluster_properties: dict | None = None) -> list[Volume]:
+    """Every volume a job sees: its own (job level), then its cluster's (cluster level)."""
+    volumes = []
+    for level, mounts in (
+        ("job", job_properties.get("mountVolumes")),
+        ("cluster", ((cluster_properties or {}).get("nodeSetup") or {}).get("mountVolumes")),
+    ):
+        for key, kind in _KINDS.items():
+            for ref in (mounts or {}).get(key) or []:
+                volumes.append(Volume(level, ref["relativeMountPath"].strip("/"), kind, ref))
+    return volumes
+
+
+def expand(path: str, values: Mapping[str, str]) -> str:
+    """Replace $NAME and ${NAME} for the names in `values`; other text is left as it is."""
+    for name in sorted(values, key=len, reverse=True):
+        path = path.replace("${" + name + "}", values[name]).replace("$" + name, values[name])
+    return path
+
+
+def split_root(path: str) -> tuple[str | None, str]:
+    """('job' | 'cluster' | None, the rest) for a path that starts with a mount root variable."""
+    for level, name in (("job", JOB_ROOT), ("cluster", CLUSTER_ROOT)):
+        for form in ("${" + name + "}", "$" + name):
+            if path == form or path.startswith(form + "/"):
+                return level, path[len(form) :].strip("/")
+    return None, path
+
+
+def resolve(path: str, volumes: list[Volume], env: Mapping[str, str] | None = None) -> tuple[Store, str]:
+    """The Store and key for a job path (a stdOutErrPathPrefix, an output pathPrefix...).
+
+    BatchAIError when the path is under a mount root but on no volume, or is neither a mount
+    path nor an absolute local folder.
+    """
+    from batchai_cli.storage import open_store
+
+    level, rest = split_root(path.strip())
+    if level is None:
+        local = os.path.expanduser(path.strip())
+        if not os.path.isabs(local):
+            raise BatchAIError(
+                f"'{path}' is neither under $AZ_BATCHAI_JOB_MOUNT_ROOT or $AZ_BATCHAI_MOUNT_ROOT nor an absolute "
+                "folder on this machine.",
+                hint="Use a mounted volume ($AZ_BATCHAI_JOB_MOUNT_ROOT/<relativeMountPath>/...) or an absolute path.",
+            )
+        return open_store(local), ""
+    rest = posixpath.normpath(rest) if rest else ""
+    if rest.startswith(".."):
+        raise BatchAIError(f"'{path}' leaves its mount root.")
+    best: Volume | None = None
+    for volume in volumes:
+        mount = volume.relative_mount_path
+        if (
+            volume.level == level
+            and (rest == mount or rest.startswith(mount + "/"))
+            and (best is None or len(mount) > len(best.relative_mount_path))
+        ):
+            best = volume
+    if best is None:
+        known = ", ".join(v.shown_as for v in volumes if v.level == level) or "none"
+        raise BatchAIError(
+            f"'{path}' is not on any volume mounted at the {'job' if level == 'job' else 'cluster'} level "
+            f"(mounted: {known}).",
+            hint="Add the volume to mountVolumes, or correct the path.",
+        )
+    key = rest[len(best.relative_mount_path) :].strip("/")
+    return best.open_store(env), key

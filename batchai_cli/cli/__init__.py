@@ -22,6 +22,7 @@ LAZY_GROUPS: dict[str, tuple[str, str]] = {
     "job": ("batchai_cli.cli.job:job", "Commands to manage jobs."),
     "configure": ("batchai_cli.cli.configure:configure", "Manage defaults and settings, kept in $BATCHAI_HOME/config."),
     "experiment": ("batchai_cli.cli.experiment:experiment", "Commands to manage experiments."),
+    "storage": ("batchai_cli.cli.storage:storage", "Upload and download datasets in Azure Blob and Azure Files."),
     "workspace": ("batchai_cli.cli.workspace:workspace", "Commands to manage workspaces."),
 }
 

@@ -80,6 +80,10 @@ class TransportError(StorageError):
     """The service could not be reached (refused, reset, timed out) after every retry."""
 
 
+class AccessDenied(StorageError):
+    """The service refused the credentials, or they do not allow the operation (401/403)."""
+
+
 class RestClient:
     """Signed HTTP requests to one storage service endpoint (blob or file) of one account.
 
@@ -297,6 +301,8 @@ def shared_key_string_to_sign(
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return "the host name does not resolve"
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
@@ -308,11 +314,11 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__ + (f" ({exc})" if str(exc) else "")
 
 
-def credentials_error(credentials: StorageCredentials, code: str, account: str) -> StorageError:
+def credentials_error(credentials: StorageCredentials, code: str, account: str) -> AccessDenied:
     """The one line shown when a storage service refuses the credentials (never showing them)."""
     kind = credentials.kind
     if kind == "anonymous":
-        return StorageError(
+        return AccessDenied(
             f"The storage account '{account}' needs credentials ({code}).",
             hint="Give --account-key, --sas-token, --connection-string or --auth-mode login "
             "(or AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY).",
@@ -320,7 +326,7 @@ def credentials_error(credentials: StorageCredentials, code: str, account: str) 
     # Azure says AuthenticationFailed for a bad key or SAS signature, Azurite AuthorizationFailure;
     # only these codes mean the credentials are good but too narrow.
     if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch", "AuthorizationServiceMismatch"):
-        return StorageError(
+        return AccessDenied(
             f"The credentials for storage account '{account}' do not allow this ({code}).",
             hint="Use a SAS with more permissions, or the account key.",
         )
@@ -330,7 +336,7 @@ def credentials_error(credentials: StorageCredentials, code: str, account: str) 
         hint = "Check --sas-token or AZURE_STORAGE_SAS_TOKEN (permissions and expiry)."
     else:
         hint = "Check that your login has a Storage Blob/File Data role on the account."
-    return StorageError(f"The storage account '{account}' rejected the credentials ({code}).", hint=hint)
+    return AccessDenied(f"The storage account '{account}' rejected the credentials ({code}).", hint=hint)
 
 
 def quoted_etag(etag: str | None) -> str | None:

@@ -15,6 +15,7 @@ credentials -> StorageError with one line that names the account and never the k
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import threading
@@ -27,7 +28,15 @@ from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
 from batchai_cli.errors import StorageError
-from batchai_cli.storage._rest import Response, RestClient, credentials_error, http_date, md5_header, quoted_etag
+from batchai_cli.storage._rest import (
+    AccessDenied,
+    Response,
+    RestClient,
+    credentials_error,
+    http_date,
+    md5_header,
+    quoted_etag,
+)
 from batchai_cli.storage.base import (
     Entry,
     MiB,
@@ -216,9 +225,12 @@ class BlobStore(Store):
         path = clean_path(path)
         name = self._name(path)
         if not path:
-            response = self._check(
-                self.client.request("HEAD", self.client.path_for(self.container), query=[("restype", "container")])
+            response = self.client.request(
+                "HEAD", self.client.path_for(self.container), query=[("restype", "container")]
             )
+            if response.status == 403 and self.credentials.kind == "sas":
+                return self._root_through_listing()
+            self._check(response)
             return Entry(name="", path="", is_dir=True, last_modified=http_date(response.headers.get("last-modified")))
         response = self.client.request("HEAD", self._blob_path(name))
         if response.status == 200:
@@ -241,6 +253,13 @@ class BlobStore(Store):
         if response.status == 404 and self._has_children(name):
             return Entry(name=base_name(path), path=path, is_dir=True)
         raise self._error(response, path)
+
+    def _root_through_listing(self) -> Entry:
+        """The root's entry for a container SAS, which may not read container properties."""
+        # A SAS without list permission cannot tell either; a missing container shows on the first write.
+        with contextlib.suppress(AccessDenied):
+            next(iter(self._list(self.prefix + "/" if self.prefix else "", delimiter="/", page_size=1)), None)
+        return Entry(name="", path="", is_dir=True)
 
     def read_range(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         path = clean_path(path)

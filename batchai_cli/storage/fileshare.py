@@ -131,7 +131,12 @@ class FileShareStore(Store):
                 return self._file_entry(path, response.headers)
             if response.status not in (404, 409):  # 409: a directory asked for as a file
                 raise self._error(response, path)
-        response = self._check(self._head_dir(path), path)
+        response = self._head_dir(path)
+        if response.status == 403 and not self._name(path) and self.credentials.kind == "sas":
+            # A share SAS may not read share properties; listing the root proves it exists.
+            next(iter(self.list_dir("")), None)
+            return Entry(name="", path="", is_dir=True)
+        self._check(response, path)
         return Entry(
             name=base_name(path),
             path=path,

@@ -1,0 +1,517 @@
+"""Batch transfers between a local folder and a Store: what `storage blob|file upload-batch` and
+`download-batch` do, as library functions returning a summary dict.
+
+Speed comes from three choices, each measured (bench/bench_upload.py prints the ratios):
+- many files at once: `max_connections` worker threads, each with its own keep-alive connection,
+  pull files from one shared list (no future per file, so 100 000 files cost little memory);
+- small files in one request each through the backends' own REST client (about 0.6 ms of client
+  CPU per file, against 3.7 ms through the SDK's pipeline);
+- large files one after another, each in parallel blocks of the store's block_size with at most
+  max_connections + 2 blocks in memory, so a 5 GB file never sits in RAM.
+
+`skip_unchanged` lists the destination once (Blob: one request per 5000 blobs) and skips every
+file whose size and Content-MD5 match; it implies overwriting the files that changed. Uploads are
+atomic per file (Blob: one Put Blob or one Put Block List commit; Files: the MD5 is set last), so
+an upload killed half-way and run again with skip_unchanged finishes the job and leaves no file
+torn. Nothing is reported uploaded that was not: a file is in the result only after the service
+acknowledged it, and any failure makes the call raise StorageError listing the failed files,
+after the reporter has been given the summary.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import mimetypes
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from batchai_cli import log
+from batchai_cli.errors import AlreadyExists, BatchAIError, NotFound, StorageError, UsageError
+from batchai_cli.storage._rest import AccessDenied
+from batchai_cli.storage.base import Entry, Store, clean_path, file_md5, join_path
+
+DEFAULT_CONNECTIONS = 16
+"""Parallel requests; az's default of 2 (and one file at a time) is what makes it slow far away."""
+
+MAX_LISTED_FAILURES = 20
+
+
+class Reporter(Protocol):
+    """Where a transfer reports progress; the CLI draws a rich bar on a TTY. Called from many threads."""
+
+    def start(self, files: int, total_bytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def file_done(self, path: str) -> None: ...
+
+    def finish(self, summary: dict[str, Any]) -> None: ...
+
+
+class NullReporter:
+    def start(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self, path: str) -> None:
+        pass
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class _Item:
+    """One file to transfer: its path in the store, its local path, and its size."""
+
+    store_path: str
+    local_path: Path
+    size: int
+    remote: Entry | None = None
+
+
+@dataclass
+class _Outcome:
+    """What happened to the files of one transfer, filled in from many threads under `lock`."""
+
+    done: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    bytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    abort: threading.Event = field(default_factory=threading.Event)
+    abort_reason: str = ""
+
+    def add_done(self, record: dict[str, Any], size: int) -> None:
+        with self.lock:
+            self.done.append(record)
+            self.bytes += size
+
+    def add_skipped(self, path: str, reason: str) -> None:
+        with self.lock:
+            self.skipped.append({"path": path, "reason": reason})
+
+    def add_failed(self, path: str, error: BaseException | str) -> None:
+        message = error if isinstance(error, str) else _error_text(error)
+        with self.lock:
+            self.failed.append({"path": path, "error": message})
+        if _is_fatal(error):
+            # Every later request would fail the same way; stop instead of retrying each file.
+            with self.lock:
+                if not self.abort.is_set():
+                    self.abort_reason = message
+                    self.abort.set()
+
+
+def _is_fatal(error: BaseException | str) -> bool:
+    from batchai_cli.storage._rest import TransportError
+
+    return isinstance(error, TransportError | AccessDenied)
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, BatchAIError):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    return str(error) or type(error).__name__
+
+
+def guess_content_type(path: str | os.PathLike[str], content_type: str | None = None) -> str:
+    """az's rule: the given type, else the one the file name suggests, else application/octet-stream."""
+    return content_type or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+
+
+# -- upload --------------------------------------------------------------------------------------
+
+
+def upload_batch(
+    store: Store,
+    source: str | os.PathLike[str],
+    *,
+    destination_path: str = "",
+    pattern: str | None = None,
+    dryrun: bool = False,
+    overwrite: bool = False,
+    skip_unchanged: bool = False,
+    max_connections: int = DEFAULT_CONNECTIONS,
+    content_type: str | None = None,
+    create_destination: bool = False,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Upload the files of a local folder (recursively) under `destination_path` of `store`.
+
+    `pattern` is az's: an fnmatch pattern matched against each file's path relative to
+    `source` ('*' crosses '/'). Without `overwrite` (or `skip_unchanged`) files that already
+    exist are skipped with a warning, as az refuses them.
+
+    Returns {"files", "bytes", "skipped", "failed", "seconds", "uploaded": [records],
+    "skipped_files": [...], "failed_files": [...], "dryrun"}; each record has path, url, size,
+    content_type, last_modified, etag. Raises UsageError for a missing source or a bad
+    max_connections, NotFound when the container/share does not exist (unless
+    create_destination), StorageError when any file failed (after reporter.finish).
+    """
+    reporter = reporter or NullReporter()
+    started = time.monotonic()
+    if max_connections < 1:
+        raise UsageError("--max-connections must be at least 1.")
+    source_dir = Path(source)
+    if not source_dir.is_dir():
+        what = "is not a folder" if source_dir.exists() else "does not exist"
+        raise UsageError(f"The source '{source}' {what}.", hint="--source/-s takes a local folder.")
+    destination_path = clean_path(destination_path)
+    items = [
+        _Item(join_path(destination_path, relative), local, size)
+        for relative, local, size in local_files(source_dir, pattern)
+    ]
+    outcome = _Outcome()
+    if not items:
+        if pattern:
+            log.warning("No file under '%s' matches the pattern '%s'; nothing to upload.", source, pattern)
+        else:
+            log.warning("The folder '%s' holds no files; nothing to upload.", source)
+        return _finish(reporter, outcome, started, dryrun=dryrun)
+    if dryrun:
+        for item in items:
+            record = _record(store, item.store_path, item.size, guess_content_type(item.local_path, content_type))
+            outcome.add_done(record, item.size)
+        return _finish(reporter, outcome, started, dryrun=True)
+
+    _ensure_root(store, create_destination)
+    remote: dict[str, Entry] = {}
+    if skip_unchanged or not overwrite:
+        try:
+            remote = _listing(store, destination_path)
+        except AccessDenied:
+            if skip_unchanged:
+                raise
+            # A SAS without list permission: existing files are refused one by one instead.
+    to_send = []
+    for item in items:
+        item.remote = remote.get(item.store_path)
+        if item.remote is not None and not (overwrite or skip_unchanged):
+            outcome.add_skipped(item.store_path, "exists")
+            continue
+        to_send.append(item)
+    if outcome.skipped:
+        log.warning(
+            "%d file(s) already exist and were not uploaded; use --overwrite or --skip-unchanged.",
+            len(outcome.skipped),
+        )
+
+    reporter.start(len(to_send), sum(item.size for item in to_send))
+    small_limit = getattr(store, "single_put_max", store.block_size)
+    small = [item for item in to_send if item.size <= small_limit]
+    large = [item for item in to_send if item.size > small_limit]
+    replace = overwrite or skip_unchanged
+
+    def send(item: _Item, concurrency: int) -> None:
+        try:
+            if item.size <= small_limit:
+                data = item.local_path.read_bytes()
+                md5 = hashlib.md5(data).digest()
+                if skip_unchanged and _unchanged(store, item, len(data), lambda: md5):
+                    outcome.add_skipped(item.store_path, "unchanged")
+                    reporter.advance(item.size)
+                    return
+                ctype = guess_content_type(item.local_path, content_type)
+                entry = store.write(item.store_path, data, content_type=ctype, content_md5=md5, overwrite=replace)
+                reporter.advance(len(data))
+            else:
+                if skip_unchanged and _unchanged(store, item, item.size, lambda: file_md5(item.local_path)):
+                    outcome.add_skipped(item.store_path, "unchanged")
+                    reporter.advance(item.size)
+                    return
+                ctype = guess_content_type(item.local_path, content_type)
+                entry = store.upload_file(
+                    item.store_path,
+                    item.local_path,
+                    content_type=ctype,
+                    max_concurrency=concurrency,
+                    progress=reporter.advance,
+                )
+            outcome.add_done(_record(store, item.store_path, entry.size, ctype, entry), entry.size)
+        except FileExistsError:
+            outcome.add_skipped(item.store_path, "exists")
+        except (OSError, BatchAIError, ValueError) as exc:
+            outcome.add_failed(item.store_path, exc)
+        finally:
+            reporter.file_done(item.store_path)
+
+    run_workers(small, lambda item: send(item, 1), max_connections, outcome)
+    run_workers(large, lambda item: send(item, max_connections), 1, outcome)
+    return _finish(reporter, outcome, started, dryrun=False, verb="upload")
+
+
+def local_files(source: Path, pattern: str | None) -> Iterable[tuple[str, Path, int]]:
+    """(path relative to source with '/', local path, size) of every file below `source`, sorted.
+
+    Symbolic links to files are followed, to folders not (as os.walk and az do).
+    """
+    pattern = pattern.lstrip("/") if pattern else None
+    for folder, dir_names, file_names in os.walk(source):
+        dir_names.sort()
+        relative_folder = os.path.relpath(folder, source)
+        for name in sorted(file_names):
+            relative = name if relative_folder == "." else f"{relative_folder}/{name}".replace(os.sep, "/")
+            if pattern and not fnmatch.fnmatch(relative, pattern):
+                continue
+            local = Path(folder, name)
+            try:
+                size = local.stat().st_size
+            except OSError:
+                size = 0  # a dangling link: the upload reports the error for this file
+            yield relative, local, size
+
+
+def _ensure_root(store: Store, create: bool) -> None:
+    try:
+        store.stat("")
+    except FileNotFoundError as exc:
+        if not create:
+            if store.scheme == "file":
+                raise NotFound(str(exc)) from None
+            kind = "container" if store.scheme == "azureblob" else "share"
+            name = getattr(store, kind, "")
+            raise NotFound(
+                str(exc),
+                hint=f"Create it with `batchai storage {kind} create -n {name}`, or add --create-{kind}.",
+            ) from None
+        store.create_root()
+
+
+def _listing(store: Store, path: str) -> dict[str, Entry]:
+    try:
+        return {entry.path: entry for entry in store.walk(path)}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+
+
+def _unchanged(store: Store, item: _Item, size: int, local_md5: Callable[[], bytes]) -> bool:
+    remote = item.remote
+    if remote is None or remote.size != size:
+        return False
+    remote_md5 = remote.content_md5
+    if remote_md5 is None and store.stores_md5:
+        remote_md5 = store.stat(item.store_path).content_md5  # Files lists no MD5; stat has it
+    return remote_md5 is not None and remote_md5 == local_md5()
+
+
+def _record(store: Store, path: str, size: int, content_type: str, entry: Entry | None = None) -> dict[str, Any]:
+    return {
+        "path": path,
+        "url": store.url(path),
+        "size": size,
+        "content_type": content_type,
+        "last_modified": entry.last_modified.isoformat() if entry and entry.last_modified else None,
+        "etag": entry.etag if entry else None,
+    }
+
+
+def run_workers(items: Sequence[_Item], work: Callable[[_Item], None], workers: int, outcome: _Outcome) -> None:
+    """work(item) for every item on up to `workers` threads pulling from one shared list.
+
+    Once `outcome.abort` is set (the service is unreachable, or refuses our credentials), the
+    items not yet started are recorded as failed without a request each.
+    """
+    if not items:
+        return
+    position = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def loop() -> None:
+        while True:
+            with lock:
+                index = next(position, None)
+            if index is None:
+                return
+            item = items[index]
+            if outcome.abort.is_set():
+                outcome.add_failed(item.store_path, f"not attempted: {outcome.abort_reason}")
+                continue
+            work(item)
+
+    if workers <= 1 or len(items) == 1:
+        loop()
+        return
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(min(workers, len(items)))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        outcome.abort_reason = "interrupted"
+        outcome.abort.set()
+        raise
+
+
+def _finish(
+    reporter: Reporter, outcome: _Outcome, started: float, *, dryrun: bool, verb: str = "upload"
+) -> dict[str, Any]:
+    outcome.done.sort(key=lambda record: record["path"])
+    outcome.failed.sort(key=lambda record: record["path"])
+    summary = {
+        "files": len(outcome.done),
+        "bytes": outcome.bytes,
+        "skipped": len(outcome.skipped),
+        "failed": len(outcome.failed),
+        "seconds": round(time.monotonic() - started, 3),
+        "dryrun": dryrun,
+        f"{verb}ed": outcome.done,
+        "skipped_files": outcome.skipped,
+        "failed_files": outcome.failed,
+    }
+    reporter.finish(summary)
+    if outcome.failed:
+        total = len(outcome.done) + len(outcome.failed)
+        lines = [f"  {failure['path']}: {failure['error']}" for failure in outcome.failed[:MAX_LISTED_FAILURES]]
+        if len(outcome.failed) > MAX_LISTED_FAILURES:
+            lines.append(f"  ... and {len(outcome.failed) - MAX_LISTED_FAILURES} more")
+        raise StorageError(
+            f"{len(outcome.failed)} of {total} files failed to {verb}:\n" + "\n".join(lines),
+            hint="Run the same command again with --skip-unchanged to finish the job.",
+        )
+    return summary
+
+
+# -- download ------------------------------------------------------------------------------------
+
+
+def download_batch(
+    store: Store,
+    destination: str | os.PathLike[str],
+    *,
+    source_path: str = "",
+    pattern: str | None = None,
+    dryrun: bool = False,
+    overwrite: bool = True,
+    skip_unchanged: bool = False,
+    max_connections: int = DEFAULT_CONNECTIONS,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Download every file below `source_path` of `store` into the local folder `destination`.
+
+    `pattern` is matched (fnmatch) against each file's path relative to `source_path`. Local
+    files are written through a temporary name and renamed, so none is ever half-written.
+    Without `overwrite`, existing local files are an error (raised before anything is
+    downloaded); `skip_unchanged` skips local files whose size and MD5 match the stored MD5.
+    Returns the summary of upload_batch with "downloaded" records. Raises NotFound when the
+    source does not exist, StorageError when any file failed (after reporter.finish).
+    """
+    reporter = reporter or NullReporter()
+    started = time.monotonic()
+    if max_connections < 1:
+        raise UsageError("--max-connections must be at least 1.")
+    source_path = clean_path(source_path)
+    target_root = Path(destination)
+    if target_root.exists() and not target_root.is_dir():
+        raise UsageError(f"The destination '{destination}' is not a folder.")
+    try:
+        entries = list(store.walk(source_path))
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NotFound(str(exc)) from None
+    pattern = pattern.lstrip("/") if pattern else None
+    items = []
+    for entry in entries:
+        relative = entry.path[len(source_path) + 1 :] if source_path else entry.path
+        if pattern and not fnmatch.fnmatch(relative, pattern):
+            continue
+        local = target_root.joinpath(*relative.split("/"))
+        items.append(_Item(entry.path, local, entry.size, remote=entry))
+    outcome = _Outcome()
+    if not items:
+        log.warning("No files to download from %s.", store.url(source_path))
+    if dryrun or not items:
+        for item in items:
+            assert item.remote is not None
+            outcome.add_done(
+                _record(store, item.store_path, item.size, item.remote.content_type or "", item.remote), item.size
+            )
+        return _finish(reporter, outcome, started, dryrun=dryrun, verb="download")
+    if not overwrite and not skip_unchanged:
+        existing = [str(item.local_path) for item in items if item.local_path.exists()]
+        if existing:
+            shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+            raise StorageError(f"Local files already exist: {shown}.", hint="Add --overwrite to replace them.")
+
+    reporter.start(len(items), sum(item.size for item in items))
+    small_limit = store.block_size
+
+    def fetch(item: _Item, concurrency: int) -> None:
+        try:
+            remote = item.remote
+            assert remote is not None
+            if skip_unchanged and _local_unchanged(store, item):
+                outcome.add_skipped(item.store_path, "unchanged")
+                reporter.advance(item.size)
+                return
+            if item.size <= small_limit:
+                data = store.read(item.store_path)
+                if remote.content_md5 is not None and hashlib.md5(data).digest() != remote.content_md5:
+                    raise StorageError(f"The download of '{item.store_path}' does not match its Content-MD5.")
+                _write_atomically(item.local_path, data)
+                reporter.advance(len(data))
+            else:
+                store.download_file(
+                    item.store_path, item.local_path, max_concurrency=concurrency, progress=reporter.advance
+                )
+            outcome.add_done(_record(store, item.store_path, item.size, remote.content_type or "", remote), item.size)
+        except (OSError, BatchAIError, ValueError) as exc:
+            outcome.add_failed(item.store_path, exc)
+        finally:
+            reporter.file_done(item.store_path)
+
+    small = [item for item in items if item.size <= small_limit]
+    large = [item for item in items if item.size > small_limit]
+    run_workers(small, lambda item: fetch(item, 1), max_connections, outcome)
+    run_workers(large, lambda item: fetch(item, max_connections), 1, outcome)
+    return _finish(reporter, outcome, started, dryrun=False, verb="download")
+
+
+def _local_unchanged(store: Store, item: _Item) -> bool:
+    remote = item.remote
+    try:
+        if remote is None or item.local_path.stat().st_size != remote.size:
+            return False
+        remote_md5 = remote.content_md5
+        if remote_md5 is None and store.stores_md5:
+            remote_md5 = store.stat(item.store_path).content_md5  # Files lists no MD5; stat has it
+        return remote_md5 is not None and file_md5(item.local_path) == remote_md5
+    except OSError:
+        return False
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- containers and shares -----------------------------------------------------------------------
+
+
+def create_container(store: Store, *, fail_on_exist: bool = False) -> dict[str, bool]:
+    """Create the store's container, share or folder: {"created": bool}, as az prints it.
+
+    AlreadyExists when it exists and fail_on_exist is set; otherwise an existing one is fine.
+    """
+    created = store.create_root()
+    if not created and fail_on_exist:
+        raise AlreadyExists(f"{store.url()} already exists.")
+    return {"created": created}

@@ -21,6 +21,7 @@ from batchai_cli import ids
 from batchai_cli.agent import layout, toolkits
 from batchai_cli.agent.logs import LogShipper, Stream
 from batchai_cli.agent.volumes import Placed, place, upload_changes
+from batchai_cli.engines import ready_for_signals
 from batchai_cli.storage import paths
 
 KILL_GRACE = 5.0
@@ -70,6 +71,7 @@ class NodeRun:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
+        ready_for_signals()
         for folder in (self.job_dir, self.shared):
             os.makedirs(folder, exist_ok=True)
         exit_code: int | None = None

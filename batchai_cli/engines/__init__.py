@@ -8,6 +8,7 @@ serve every engine.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from batchai_cli.errors import EngineError
@@ -37,14 +38,41 @@ def process_alive(pid: int, start: int | None) -> bool:
     return start is None or int(fields[19]) == start
 
 
+# Signals our processes handle. They are blocked from fork until the new program has installed its
+# handlers (ready_for_signals), so one sent during its start-up waits instead of killing it.
+HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGUSR1, signal.SIGINT}
+
+
+def ready_for_signals() -> None:
+    """Call after installing handlers for HANDLED_SIGNALS: lets the blocked ones through."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
+
+
+def blocked_signals():
+    """A context in which child processes start with HANDLED_SIGNALS blocked (the mask is inherited)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def block():
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    return block()
+
+
 def spawn_detached(argv: list[str], log_path: str, env: dict[str, str] | None = None) -> int:
     """Start `argv` in its own session, fully detached (its parent is init, so it is never left a
-    zombie of the CLI), with stdout/stderr appended to log_path. Returns its pid."""
+    zombie of the CLI), with stdout/stderr appended to log_path, and HANDLED_SIGNALS blocked until
+    it calls ready_for_signals(). Returns its pid."""
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:
         try:
             os.close(read_end)
+            signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
             os.setsid()
             grandchild = os.fork()
             if grandchild:

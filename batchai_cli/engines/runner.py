@@ -22,7 +22,7 @@ import time
 
 from batchai_cli import ids, log, state
 from batchai_cli.agent import layout, toolkits
-from batchai_cli.engines import python_module
+from batchai_cli.engines import blocked_signals, python_module, ready_for_signals
 
 TERMINATE_GRACE = 20.0
 POLL = 0.2
@@ -45,6 +45,7 @@ class Runner:
         self.stop_reason: str | None = None
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGUSR1, lambda *_: self.wake.set())
+        ready_for_signals()
 
     def _on_term(self, *_args) -> None:
         self.stop_reason = self.stop_reason or "terminated"
@@ -115,7 +116,7 @@ class Runner:
         agents = []
         for task, node in enumerate(nodes):
             log_path = os.path.join(shared, f"agent-{task}.log")
-            with open(log_path, "ab") as handle:
+            with open(log_path, "ab") as handle, blocked_signals():
                 agents.append(
                     subprocess.Popen(
                         python_module("batchai_cli.agent", "run", str(self.rid), str(task), str(node)),

@@ -1,0 +1,310 @@
+"""Jobs that really run on a local cluster: outputs, variables, exit codes, the queue, terminate,
+limits and failures. Each test runs real runner and agent processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.jobs.conftest import custom, pid_alive
+
+
+def test_job_runs_and_lands_in_the_output_folder(lab, tmp_path):
+    out = tmp_path / "out"
+    job = custom("echo hello; echo oops >&2; echo 42 > $AZ_BATCHAI_OUTPUT_MODEL/result.txt", out,
+                 outputDirectories=[{"id": "MODEL", "pathPrefix": str(out), "pathSuffix": "models"}])
+    created = lab.submit("j1", job)
+    assert created.code == 0, created.err
+    body = created.json()
+    assert body["executionState"] == "queued"
+    assert body["toolType"] == "custom"
+    segment = body["jobOutputDirectoryPathSegment"]
+    assert segment.startswith("00000000-0000-0000-0000-000000000000/rg/workspaces/ws/experiments/exp/jobs/j1/")
+    assert len(segment.rsplit("/", 1)[1]) == 36
+    waited = lab.wait("j1")
+    assert waited.code == 0, waited.err
+    assert "WARNING: Job state: succeeded" in waited.err
+    shown = lab.show("j1")
+    assert shown["executionState"] == "succeeded"
+    assert shown["executionInfo"]["exitCode"] == 0
+    assert shown["executionInfo"]["errors"] is None
+    assert shown["constraints"] == {"maxWallClockTime": "7 days, 0:00:00"}
+    stdouterr = out / segment / "stdouterr"
+    assert sorted(p.name for p in stdouterr.iterdir()) == ["execution.log", "stderr.txt", "stdout.txt"]
+    assert (stdouterr / "stdout.txt").read_text() == "hello\n"
+    assert (stdouterr / "stderr.txt").read_text() == "oops\n"
+    assert (out / segment / "outputs" / "models" / "result.txt").read_text() == "42\n"
+    log = (stdouterr / "execution.log").read_text()
+    assert "exited with code 0" in log
+
+
+def test_every_batchai_variable_has_its_value(lab, tmp_path):
+    out = tmp_path / "out"
+    job = custom("env | grep -E '^(AZ_BATCHAI_|MY_)' | sort", out,
+                 inputDirectories=[{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/set1"}],
+                 outputDirectories=[{"id": "OUT", "pathPrefix": str(out)}],
+                 environmentVariables=[{"name": "MY_VAR", "value": "plain"}],
+                 secrets=[{"name": "MY_SECRET", "value": "s3cret"}])
+    lab.submit("env", job)
+    assert lab.wait("env").code == 0
+    shown = lab.show("env")
+    assert shown["secrets"] == [{"name": "MY_SECRET", "value": None, "valueSecretReference": None}]
+    lines = (lab.stdouterr("env", out) / "stdout.txt").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines)
+    segment = shown["jobOutputDirectoryPathSegment"]
+    node = env["AZ_BATCHAI_JOB_TEMP"].split("/nodes/")[1].split("/")[0]
+    home = str(lab.home)
+    assert env == {
+        "AZ_BATCHAI_INPUT_DATA": f"{home}/nodes/{node}/jobs/ws/exp/env/mounts/data/set1",
+        "AZ_BATCHAI_JOB_MOUNT_ROOT": f"{home}/nodes/{node}/jobs/ws/exp/env/mounts",
+        "AZ_BATCHAI_JOB_TEMP": f"{home}/nodes/{node}/jobs/ws/exp/env",
+        "AZ_BATCHAI_JOB_TEMP_DIR": f"{home}/nodes/{node}/jobs",
+        "AZ_BATCHAI_MOUNT_ROOT": f"{home}/nodes/{node}/mounts",
+        "AZ_BATCHAI_MPI_HOST_FILE": f"{home}/shared/jobs/{segment.rsplit('/', 1)[1]}/hostfile",
+        "AZ_BATCHAI_NUM_GPUS": "0",
+        "AZ_BATCHAI_OUTPUT_OUT": f"{out}/{segment}/outputs",
+        "AZ_BATCHAI_SHARED_JOB_TEMP": f"{home}/shared/jobs/{segment.rsplit('/', 1)[1]}",
+        "AZ_BATCHAI_STDOUTERR_DIR": f"{out}/{segment}/stdouterr",
+        "AZ_BATCHAI_TASK_INDEX": "0",
+        "MY_SECRET": "s3cret",
+        "MY_VAR": "plain",
+    }
+    assert node.startswith("tvm-") and node.endswith("z")
+
+
+def test_a_failing_command_gives_its_exit_code(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("bad", custom("echo partial; exit 3", out))
+    waited = lab.wait("bad")
+    assert waited.code == 3
+    assert 'WARNING: The job "bad" in resource group "rg" failed.' in waited.err
+    assert "Job failed with exit code 3 at" in waited.err
+    assert "WARNING: Error message: Job failed with non-zero exit code\nDetails:\n <none>" in waited.err
+    shown = lab.show("bad")
+    assert shown["executionState"] == "failed"
+    assert shown["executionInfo"]["errors"] == [
+        {"code": "JobFailed", "details": None, "message": "Job failed with non-zero exit code"}]
+    assert (lab.stdouterr("bad", out) / "stdout.txt").read_text() == "partial\n"
+
+
+def test_a_command_that_does_not_exist(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("nocmd", custom("no-such-command-xyz --flag", out))
+    assert lab.wait("nocmd").code == 127
+    assert "no-such-command-xyz: command not found" in (lab.stdouterr("nocmd", out) / "stderr.txt").read_text()
+
+
+def test_job_preparation_runs_first_and_its_failure_fails_the_job(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("prep", custom("cat $AZ_BATCHAI_JOB_TEMP/prepared", out,
+                              jobPreparation={"commandLine": "echo ready > $AZ_BATCHAI_JOB_TEMP/prepared; echo prep"}))
+    assert lab.wait("prep").code == 0
+    folder = lab.stdouterr("prep", out)
+    assert (folder / "stdout.txt").read_text() == "ready\n"
+    assert (folder / "stdout-job_prep.txt").read_text() == "prep\n"
+    lab.submit("prepfail", custom("echo never", out, jobPreparation={"commandLine": "exit 4"}))
+    assert lab.wait("prepfail").code == 4
+    shown = lab.show("prepfail")
+    codes = [e["code"] for e in shown["executionInfo"]["errors"]]
+    assert codes == ["JobFailed", "JobPreparationFailed"]
+    assert not (lab.stdouterr("prepfail", out) / "stdout.txt").exists()
+
+
+def test_invalid_utf8_is_kept_byte_for_byte(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("bytes", custom(r"printf 'ok \xff\xfe\x80 end\n'; printf '\xc3'", out))
+    assert lab.wait("bytes").code == 0
+    assert (lab.stdouterr("bytes", out) / "stdout.txt").read_bytes() == b"ok \xff\xfe\x80 end\n\xc3"
+
+
+def test_wall_clock_limit_stops_the_job(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("slow", custom("echo start; sleep 60", out, constraints={"maxWallClockTime": "00:00:02"}))
+    started = time.monotonic()
+    waited = lab.wait("slow")
+    assert time.monotonic() - started < 30
+    assert waited.code != 0
+    shown = lab.show("slow")
+    assert shown["executionState"] == "failed"
+    assert any(e["code"] == "JobMaxWallClockTimeExceeded" for e in shown["executionInfo"]["errors"])
+    assert (lab.stdouterr("slow", out) / "stdout.txt").read_text() == "start\n"
+
+
+def _wait_state(lab, name, states, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = lab.show(name)
+        if shown["executionState"] in states:
+            return shown
+        time.sleep(0.1)
+    raise AssertionError(f"{name} never reached {states}: {shown['executionState']}")
+
+
+def _job_pids(out_folder) -> list[int]:
+    return [int(p) for p in (out_folder / "pid").read_text().split()]
+
+
+def test_terminate_stops_every_process(lab, tmp_path):
+    out = tmp_path / "out"
+    marker = tmp_path / "pid"
+    lab.submit("long", custom(f"sleep 300 & echo $! > {marker}; echo $$ >> {marker}; wait", out))
+    _wait_state(lab, "long", ("running",))
+    deadline = time.monotonic() + 10
+    while not (marker.exists() and len(marker.read_text().split()) == 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = _job_pids(tmp_path)
+    assert all(pid_alive(pid) for pid in pids)
+    result = lab.batchai("job", "terminate", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "long", "-y")
+    assert result.code == 0, result.err
+    shown = lab.show("long")
+    assert shown["executionState"] == "failed"
+    assert [e["code"] for e in shown["executionInfo"]["errors"]][-1] == "JobTerminated"
+    assert not any(pid_alive(pid) for pid in pids)
+
+
+def test_terminate_without_a_tty_needs_yes(lab, tmp_path):
+    lab.submit("t", custom("true", tmp_path / "out"))
+    result = lab.batchai("job", "terminate", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "t")
+    assert result.code == 1
+    assert result.err == "ERROR: Unable to prompt for confirmation as no tty available. Use --yes.\n"
+
+
+def test_queue_runs_by_priority_then_age(lab, tmp_path):
+    out = tmp_path / "out"
+    order = tmp_path / "order"
+    lab.submit("first", custom(f"sleep 1; echo first >> {order}", out))
+    _wait_state(lab, "first", ("running",))
+    lab.submit("low", custom(f"echo low >> {order}", out, schedulingPriority="low"))
+    lab.submit("normal", custom(f"echo normal >> {order}", out))
+    lab.submit("high", custom(f"echo high >> {order}", out, schedulingPriority="high"))
+    assert lab.show("high")["executionState"] == "queued"
+    table = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "c", "-o", "table")
+    assert table.out.splitlines()[2].split()[4:] == ["steady", "0", "1", "0", "0", "0"]
+    for name in ("first", "low", "normal", "high"):
+        assert lab.wait(name).code == 0
+    assert order.read_text().split() == ["first", "high", "normal", "low"]
+    idle = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "c").json()["nodeStateCounts"]
+    assert idle == {"idleNodeCount": 1, "leavingNodeCount": 0, "preparingNodeCount": 0, "runningNodeCount": 0,
+                    "unusableNodeCount": 0}
+
+
+def test_a_job_larger_than_the_cluster_is_refused(lab, tmp_path):
+    result = lab.submit("big", {**custom("true", tmp_path / "out"), "nodeCount": 3})
+    assert result.code == 1
+    assert result.err == (
+        'ERROR: The job needs 3 nodes, but cluster "c" has 1. Resize it (batchai cluster resize -g rg -w ws -n c '
+        "-t 3) or lower nodeCount.\n")
+    assert lab.batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp").json() == []
+
+
+def test_a_job_on_a_cluster_that_does_not_exist(lab, tmp_path):
+    result = lab.submit("nocluster", custom("true", tmp_path / "out"), cluster="nope")
+    assert result.code == 3
+    assert result.err.startswith('ERROR: The cluster "nope" was not found in workspace "ws" (resource group "rg").')
+
+
+def test_duplicate_job_name(lab, tmp_path):
+    lab.submit("dup", custom("true", tmp_path / "out"))
+    again = lab.submit("dup", custom("true", tmp_path / "out"))
+    assert again.code == 1
+    assert again.err.startswith(
+        "ERROR: A job with given name, experiment, workspace and resource group already exists.")
+
+
+def test_an_agent_killed_with_sigkill_fails_the_job(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("victim", custom("echo before; sleep 300", out))
+    shown = _wait_state(lab, "victim", ("running",))
+    uuid = shown["jobOutputDirectoryPathSegment"].rsplit("/", 1)[1]
+    _wait_for_text(lab.stdouterr("victim", out) / "stdout.txt", "before\n")
+    agent_pid = _find_process(f"batchai_cli.agent run {shown['id']}")
+    os.kill(agent_pid, signal.SIGKILL)
+    assert lab.wait("victim").code == 1
+    shown = lab.show("victim")
+    assert shown["executionState"] == "failed"
+    message = next(e for e in shown["executionInfo"]["errors"] if e["code"] == "NodeAgentDied")["message"]
+    assert message == "The agent on node 0 killed by SIGKILL before it reported a result; the job was stopped."
+    sleeper = (lab.home / "shared" / "jobs" / uuid / "pgids-0").read_text().split()
+    assert not any(pid_alive(int(pid)) for pid in sleeper)
+
+
+def test_a_runner_killed_with_sigkill_is_found_by_job_show(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("orphan", custom("echo up; sleep 300", out))
+    shown = _wait_state(lab, "orphan", ("running",))
+    _wait_for_text(lab.stdouterr("orphan", out) / "stdout.txt", "up\n")
+    runner_pid = _find_process(f"batchai_cli.engines.runner {shown['id']}")
+    os.kill(runner_pid, signal.SIGKILL)
+    time.sleep(0.2)
+    shown = lab.show("orphan")
+    assert shown["executionState"] == "failed"
+    error = shown["executionInfo"]["errors"][-1]
+    assert error["code"] == "JobRunnerDied"
+    assert f"(pid {runner_pid})" in error["message"]
+    # Its node is free again.
+    lab.submit("next", custom("true", out))
+    assert lab.wait("next").code == 0
+
+
+def _wait_for_text(path, text: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text() == text:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never held {text!r}")
+
+
+def _find_process(needle: str) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    cmdline = handle.read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if needle in cmdline:
+                return int(entry)
+        time.sleep(0.05)
+    raise AssertionError(f"no process runs {needle!r}")
+
+
+def test_job_json_stays_valid_json_for_ci(lab, tmp_path):
+    """job create -o json gives JSON a CI step can read, with nothing else on stdout."""
+    created = lab.submit("ci", custom("true", tmp_path / "out"))
+    assert json.loads(created.out)["name"] == "ci"
+    assert lab.wait("ci").code == 0
+
+
+@pytest.mark.slow
+def test_twenty_jobs_of_five_megabytes_each_lose_nothing(lab, tmp_path):
+    """20 jobs at once, each printing a known 5 MB stream: every byte arrives (checksums)."""
+    import hashlib
+
+    lab.batchai("cluster", "resize", "-g", "rg", "-w", "ws", "-n", "c", "-t", "20", "-o", "none")
+    out = tmp_path / "out"
+    script = tmp_path / "emit.py"
+    script.write_text(
+        "import sys, hashlib\n"
+        "seed = sys.argv[1].encode()\n"
+        "out = sys.stdout.buffer\n"
+        "for i in range(5 * 1024):\n"
+        "    out.write(hashlib.sha256(seed + str(i).encode()).hexdigest().encode() * 16)\n")
+    for n in range(20):
+        assert lab.submit(f"flood{n}", custom(f"python3 {script} {n}", out)).code == 0
+    for n in range(20):
+        assert lab.wait(f"flood{n}", timeout=180).code == 0
+    for n in range(20):
+        expected = hashlib.sha256()
+        for i in range(5 * 1024):
+            expected.update(hashlib.sha256(f"{n}{i}".encode()).hexdigest().encode() * 16)
+        data = (lab.stdouterr(f"flood{n}", out) / "stdout.txt").read_bytes()
+        assert len(data) == 5 * 1024 * 1024
+        assert hashlib.sha256(data).hexdigest() == expected.hexdigest(), n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pytest
@@ -15,6 +16,16 @@ pytestmark = pytest.mark.integration
 
 ETAG = re.compile(r'\\"0x[0-9A-F]+\\"')
 SECONDS = re.compile(r"in \d+\.\d\d s")
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger():
+    """--debug routes the root logger to stderr for the rest of the process; undo it after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def clean(text: str) -> str:
@@ -196,3 +207,45 @@ def test_file_upload_and_download_to_a_local_share_url_is_refused(batchai, accou
     result = batchai("storage", "file", "upload-batch", "-s", source, "-d", "https://acct.blob.core.windows.net/c")
     assert (result.code, result.out) == (2, "")
     assert result.err == "ERROR: 'https://acct.blob.core.windows.net/c' is not an Azure file share.\n"
+
+
+@pytest.fixture
+def file_account(azfiles_share, monkeypatch):
+    connection_string, share = azfiles_share
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection_string)
+    return parse_connection_string(connection_string).file_endpoint, share
+
+
+def test_file_upload_and_download_batch(batchai, file_account, source, tmp_path):
+    endpoint, share = file_account
+    upload = batchai("storage", "file", "upload-batch", "-s", source, "-d", share, "--destination-path", "in")
+    assert upload.code == 0, upload.err
+    assert (
+        upload.out == json.dumps([f"{endpoint}/{share}/in/a.txt", f"{endpoint}/{share}/in/sub/b.json"], indent=2) + "\n"
+    )
+    assert clean(upload.err) == "Uploaded 2 files (9 bytes) in <S> s; skipped 0, failed 0.\n"
+    unchanged = batchai("storage", "file", "upload-batch", "-s", source, "-d", share, "--destination-path", "in",
+                        "--skip-unchanged")  # fmt: skip
+    assert (unchanged.out, clean(unchanged.err)) == (
+        "[]\n",
+        "Uploaded 0 files (0 bytes) in <S> s; skipped 2, failed 0.\n",
+    )
+    dry = batchai("storage", "file", "upload-batch", "-s", source, "-d", share, "--dryrun", "--pattern", "a*")
+    assert json.loads(dry.out) == [{"File": f"{endpoint}/{share}/a.txt", "Type": "text/plain"}]
+    target = tmp_path / "down"
+    download = batchai("storage", "file", "download-batch", "-s", f"{share}/in", "-d", target, "-o", "tsv")
+    assert download.code == 0, download.err
+    assert download.out == f"{endpoint}/{share}/in/a.txt\n{endpoint}/{share}/in/sub/b.json\n"
+    assert (target / "sub" / "b.json").read_text() == "{}\n"
+
+
+def test_share_create(batchai, azfiles_emulator, monkeypatch):
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azfiles_emulator.connection_string)
+    assert batchai("storage", "share", "create", "-n", "cli-share").out == '{\n  "created": true\n}\n'
+    assert batchai("storage", "share", "create", "-n", "cli-share").out == '{\n  "created": false\n}\n'
+    missing = batchai("storage", "file", "upload-batch", "-s", ".", "-d", "no-such-share")
+    assert (missing.code, missing.err) == (
+        3,
+        "ERROR: The share 'no-such-share' does not exist in storage account 'devstoreaccount1'. "
+        "Create it with `batchai storage share create -n no-such-share`, or add --create-share.\n",
+    )

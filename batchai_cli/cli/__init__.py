@@ -24,6 +24,7 @@ LAZY_GROUPS: dict[str, tuple[str, str]] = {
     "experiment": ("batchai_cli.cli.experiment:experiment", "Commands to manage experiments."),
     "storage": ("batchai_cli.cli.storage:storage", "Upload and download datasets in Azure Blob and Azure Files."),
     "workspace": ("batchai_cli.cli.workspace:workspace", "Commands to manage workspaces."),
+    "validate": ("batchai_cli.cli.validate:validate", "Check job, cluster and file-server files."),
 }
 
 

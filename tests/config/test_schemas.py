@@ -43,7 +43,9 @@ def test_checked_in_schemas_match_the_builder():
     on_disk = {f"{p.parent.name}/{p.name}": p.read_text(encoding="utf-8") for p in SCHEMA_FILES}
     assert sorted(built) == sorted(on_disk), "run: python -m tests.config.build_schemas"
     for relative, schema in built.items():
-        assert build_schemas.dump(schema) == on_disk[relative], f"{relative} drifted: python -m tests.config.build_schemas"
+        assert build_schemas.dump(schema) == on_disk[relative], (
+            f"{relative} drifted: python -m tests.config.build_schemas"
+        )
 
 
 @needs_swagger

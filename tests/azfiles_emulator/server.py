@@ -95,9 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(self.server.service.handle(req))
 
     def _send(self, response: Response) -> None:
-        self.send_response(response.status, response.reason)
+        self.send_response_only(response.status, response.reason)
+        server = next((v for k, v in response.headers if k == "Server"), SERVER_HEADER)
+        self.send_header("Server", server)
+        self.send_header("Date", self.date_time_string())
         for name, value in response.headers:
-            self.send_header(name, value)
+            if name != "Server":
+                self.send_header(name, value)
         length = response.content_length if response.content_length is not None else len(response.body)
         self.send_header("Content-Length", str(length))
         self.end_headers()

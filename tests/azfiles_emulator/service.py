@@ -144,7 +144,7 @@ class FileService:
         self.account = account
         self.key = base64.b64decode(key)
         self.endpoint = endpoint
-        self.service_properties = xmlbody.DEFAULT_SERVICE_PROPERTIES
+        self.service_properties = ET.fromstring(xmlbody.DEFAULT_SERVICE_PROPERTIES)
 
     # ---- entry point ----------------------------------------------------------------------------
 
@@ -284,7 +284,11 @@ class FileService:
         if found is None:
             if any(c == comp for _, c in table):
                 raise StorageError("UnsupportedHttpVerb")
-            raise query_error("comp", comp or "")
+            # As recorded (PUT <file>?comp=lease1): the service's front end answers an unknown comp,
+            # naming "restype", with its own Server header.
+            error = query_error("restype", comp or "")
+            error.headers.append(("Server", "Microsoft-HTTPAPI/2.0"))
+            raise error
         return found
 
     # ---- helpers ---------------------------------------------------------------------------------
@@ -377,7 +381,10 @@ class FileService:
         ):
             value = req.header(header)
             if value is None or value.lower() in ("now", "preserve"):
-                if creating or key == "change_time" or (value or "").lower() == "now":
+                if key == "change_time" and creating and value is None:
+                    # As recorded: a new item's change time is its (possibly client-set) last write time.
+                    props[key] = props["last_write_time"]
+                elif creating or key == "change_time" or (value or "").lower() == "now":
                     props[key] = ticks
                 continue
             try:
@@ -476,14 +483,25 @@ class FileService:
         return min(number, MAX_LIST_RESULTS)
 
     def get_service_properties(self, req: Request, auth: Auth) -> Response:
-        return Response(200, [("Content-Type", "application/xml")], xmlbody.document(self.service_properties))
+        with self.store.lock:
+            body = xmlbody.render_element(self.service_properties)
+        return Response(200, [("Content-Type", "application/xml")], xmlbody.document(body))
 
     def set_service_properties(self, req: Request, auth: Auth) -> Response:
         try:
-            ET.fromstring(req.body)
+            given = ET.fromstring(req.body)
         except ET.ParseError:
             raise StorageError("InvalidXmlDocument") from None
-        self.service_properties = req.body.decode("utf-8-sig").split("?>", 1)[-1].strip()
+        if given.tag != "StorageServiceProperties":
+            raise StorageError("InvalidXmlDocument")
+        with self.store.lock:
+            # Settings left out of the request keep their values, as with the service.
+            for child in given:
+                current = self.service_properties.find(child.tag)
+                if current is None:
+                    self.service_properties.append(child)
+                else:
+                    self.service_properties[list(self.service_properties).index(current)] = child
         return Response(202)
 
     # ---- shares ---------------------------------------------------------------------------------
@@ -647,7 +665,8 @@ class FileService:
             headers = [
                 *self._meta_headers(props),
                 *self._etag_headers(props),
-                ("x-ms-server-encrypted", "true"),
+                # As recorded: the service reports the root directory as not encrypted.
+                ("x-ms-server-encrypted", "true" if found.names else "false"),
                 *self._smb_headers(req, req.share, found.names, props),
             ]
         return Response(200, headers)
@@ -698,21 +717,24 @@ class FileService:
             raise query_error("include", req.query["include"])
         _bool_header(req, "x-ms-file-extended-info")
         start_key = _sort_key(decode_marker(marker)) if marker else None
+        lowered = (prefix or "").lower()
+        limit = max_results or MAX_LIST_RESULTS
         with self.store.lock:
             found, props = self._existing(req, "dir")
-            children = self.store.children(req.share, found.names)
-            for _name, _kind, _st, child in children:
+            entries = sorted(
+                (e for e in self.store.entries(req.share, found.names) if e[0].lower().startswith(lowered)),
+                key=lambda e: _sort_key(e[0]),
+            )
+            if start_key is not None:
+                entries = [e for e in entries if _sort_key(e[0]) >= start_key]
+            page_entries, rest = entries[:limit], entries[limit:]
+            # Only the page's own properties are read: a small page of a big folder stays cheap.
+            page_props = self.store.props_of(req.share, found.names, [(n, k) for n, k, _ in page_entries])
+            page = []
+            for (name, kind, size), child in zip(page_entries, page_props, strict=True):
                 if "permissionkey" in include and not child.get("permission_key"):
-                    child["permission_key"] = self._default_key(req.share, child["kind"])
-        lowered = (prefix or "").lower()
-        entries = sorted(
-            ((name, kind, st.st_size, child) for name, kind, st, child in children if name.lower().startswith(lowered)),
-            key=lambda e: _sort_key(e[0]),
-        )
-        if start_key is not None:
-            entries = [e for e in entries if _sort_key(e[0]) >= start_key]
-        limit = max_results or MAX_LIST_RESULTS
-        page, rest = entries[:limit], entries[limit:]
+                    child["permission_key"] = self._default_key(req.share, kind)
+                page.append((name, kind, size, child))
         extended = version_at_least(req.version, "2020-10-02")
         body = xmlbody.directory_list(
             self.endpoint() + "/",
@@ -925,9 +947,12 @@ class FileService:
             ranges = props.get("ranges", [])
             props["ranges"] = add_range(ranges, start, end) if write == "update" else remove_range(ranges, start, end)
             ticks = self.store.tick()
-            if last_write_mode == "now":
-                props["last_write_time"] = ticks
-            props["change_time"] = ticks
+            # Put Range moves the SMB write/change times only since 2021-06-08 (which added the
+            # x-ms-file-last-write-time mode); the 2019-02-02 recording shows them unchanged.
+            if version_at_least(req.version, "2021-06-08"):
+                if last_write_mode == "now":
+                    props["last_write_time"] = ticks
+                props["change_time"] = ticks
             self._stamp(props, ticks)
             self.store.put_node(req.share, found.names, props)
         headers = self._etag_headers(props)

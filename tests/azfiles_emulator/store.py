@@ -284,25 +284,30 @@ class Store:
                 (share, moved, parent, data),
             )
 
-    def children(self, share: str, names: list[str]) -> list[tuple[str, str, os.stat_result, dict]]:
-        """(name, kind, stat, props) for every file and folder directly inside a directory."""
-        folder = self.share_dir(share).joinpath(*names)
-        parent_key = "/".join(names).lower()
-        known = {
-            key.rsplit("/", 1)[-1]: json.loads(data)
-            for key, data in self._db.execute(
-                "SELECT key, data FROM nodes WHERE share = ? AND parent = ? AND key != ''", (share, parent_key)
-            )
-        }
+    def entries(self, share: str, names: list[str]) -> list[tuple[str, str, int]]:
+        """(name, kind, size) of every file and folder directly inside a directory."""
         out = []
-        with os.scandir(folder) as it:
+        with os.scandir(self.share_dir(share).joinpath(*names)) as it:
             for entry in it:
                 st = entry.stat(follow_symlinks=False)
                 kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else None
-                if kind is None:
-                    continue
-                props = known.get(entry.name.lower())
-                if props is None or props.get("kind") != kind:
-                    props = self._default_node(share, [*names, entry.name], kind)
-                out.append((entry.name, kind, st, props))
+                if kind is not None:
+                    out.append((entry.name, kind, st.st_size if kind == "file" else 0))
+        return out
+
+    def props_of(self, share: str, names: list[str], children: list[tuple[str, str]]) -> list[dict]:
+        """Properties of some (name, kind) children of a directory; only those are decoded."""
+        parent_key = "/".join(names).lower()
+        rows = dict(
+            self._db.execute(
+                "SELECT key, data FROM nodes WHERE share = ? AND parent = ? AND key != ''", (share, parent_key)
+            ).fetchall()
+        )
+        out = []
+        for name, kind in children:
+            data = rows.get(f"{parent_key}/{name}".lower().lstrip("/"))
+            props = json.loads(data) if data else None
+            if props is None or props.get("kind") != kind:
+                props = self._default_node(share, [*names, name], kind)
+            out.append(props)
         return out

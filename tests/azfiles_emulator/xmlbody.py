@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
@@ -151,6 +152,17 @@ DEFAULT_SERVICE_PROPERTIES = (
     "<Cors />"
     "</StorageServiceProperties>"
 )
+
+
+def render_element(element: ET.Element) -> str:
+    """Re-serialize a client's XML the way the service echoes it: compact, lowercase booleans."""
+    text = (element.text or "").strip()
+    if text in ("True", "False"):
+        text = text.lower()
+    children = "".join(render_element(child) for child in element)
+    if not text and not children:
+        return f"<{element.tag} />"
+    return f"<{element.tag}>{escape(text)}{children}</{element.tag}>"
 
 
 def signed_identifiers(acl: list[dict]) -> bytes:

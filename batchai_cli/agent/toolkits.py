@@ -24,7 +24,6 @@ per-worker processes write stdout-wk-<i>.txt (TensorFlow: also stdout-ps-<i>.txt
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import dataclass, field
 
 TOOLKITS = (
@@ -231,6 +230,3 @@ def host_file(hosts: list[str], slots: int) -> str:
         seen[host] = seen.get(host, 0) + slots
     return "".join(f"{host} slots={count}\n" for host, count in seen.items())
 
-
-def quote(command: str) -> str:
-    return shlex.quote(command)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from batchai_cli.config.loader import JsonPath, Positions, json_path
+from batchai_cli.config.loader import JsonPath, Positions, describe, json_path
 from batchai_cli.errors import ConfigProblem
+
+__all__ = ["Issue", "Locator", "describe", "has_errors", "sort_problems"]
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "note": 2}
 
@@ -74,21 +76,3 @@ def sort_problems(problems: list[ConfigProblem]) -> list[ConfigProblem]:
 
 def has_errors(problems: list[ConfigProblem]) -> bool:
     return any(problem.severity == "error" for problem in problems)
-
-
-def describe(value) -> str:
-    """A value as a message shows it: strings quoted (and shortened), containers by kind."""
-    import json
-
-    if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-        return text if len(text) <= 60 else text[:56] + '..."'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)

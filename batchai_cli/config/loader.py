@@ -150,7 +150,7 @@ def read_source(path: str | os.PathLike) -> Source:
         raise fail(
             name,
             f"{name} is not a configuration object.",
-            f'expected a JSON object ({{"properties": {{...}}}}) at the top level, got {_kind(data)}',
+            f'expected a JSON object ({{"properties": {{...}}}}) at the top level, got {describe(data)}',
             line,
             column,
         )
@@ -161,24 +161,19 @@ def _read_text(path: Path, name: str) -> str:
     summary = f"Cannot read {name}."
     try:
         info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise fail(name, summary, "is a directory, not a file")
+        if info.st_size > MAX_BYTES:
+            raise fail(
+                name,
+                summary,
+                f"the file is {info.st_size / 1024 / 1024:.1f} MB; a configuration file is "
+                f"at most {MAX_BYTES // 1024 // 1024} MB",
+            )
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)  # bounded: a FIFO or device reports no size
     except FileNotFoundError:
         raise fail(name, summary, "no such file") from None
-    except PermissionError:
-        raise fail(name, summary, "permission denied") from None
-    except OSError as exc:
-        raise fail(name, summary, exc.strerror or str(exc)) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise fail(name, summary, "is a directory, not a file") from None
-    if info.st_size > MAX_BYTES:
-        raise fail(
-            name,
-            summary,
-            f"the file is {info.st_size / 1024 / 1024:.1f} MB; a configuration file is "
-            f"at most {MAX_BYTES // 1024 // 1024} MB",
-        )
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
     except PermissionError:
         raise fail(name, summary, "permission denied") from None
     except OSError as exc:
@@ -273,13 +268,17 @@ def _parse_float(text: str) -> Any:
     return int(value) if value.is_integer() and abs(value) < 2**63 else value
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
+def describe(value: Any) -> str:
+    """A JSON value as a message shows it: strings quoted (and shortened), containers by kind."""
     if isinstance(value, str):
-        return "a string"
+        text = json.dumps(value, ensure_ascii=False)
+        return text if len(text) <= 60 else text[:56] + '..."'
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
-    return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)

@@ -69,6 +69,14 @@ def ensure_ssh_keys(home: Path) -> Path:
     return public
 
 
+def _generated_key(generate: bool, ssh_key: str | None, home: Path) -> tuple[str | None, list[ConfigProblem]]:
+    """--generate-ssh-keys: ~/.ssh/id_rsa.pub unless -k gave a key, and az's warning about it."""
+    if not generate:
+        return ssh_key, []
+    public = ensure_ssh_keys(home)
+    return ssh_key or str(public), [ConfigProblem("", MSG_SSH_KEYS_WARNING, severity="warning")]
+
+
 def apply_admin_account(
     builder: RequestBuilder,
     account_path: tuple,
@@ -225,11 +233,7 @@ def build_cluster_request(
     """
     env = os.environ if env is None else env
     home = Path(home) if home is not None else Path.home()
-    notices: list[ConfigProblem] = []
-    if generate_ssh_keys:
-        public = ensure_ssh_keys(home)
-        notices.append(ConfigProblem("", MSG_SSH_KEYS_WARNING, severity="warning"))
-        ssh_key = ssh_key or str(public)
+    ssh_key, notices = _generated_key(generate_ssh_keys, ssh_key, home)
     if subnet and not is_arm_id(subnet):
         raise BatchAIError("Ill-formed subnet resource id")
     builder = RequestBuilder(path_or_none, "cluster", strict=strict)
@@ -307,11 +311,7 @@ def build_file_server_request(
 ) -> tuple[dict, list[ConfigProblem]]:
     """The complete body of `file-server create [-f path] ...`, and its warnings (az's create_file_server)."""
     home = Path(home) if home is not None else Path.home()
-    notices: list[ConfigProblem] = []
-    if generate_ssh_keys:
-        public = ensure_ssh_keys(home)
-        notices.append(ConfigProblem("", MSG_SSH_KEYS_WARNING, severity="warning"))
-        ssh_key = ssh_key or str(public)
+    ssh_key, notices = _generated_key(generate_ssh_keys, ssh_key, home)
     builder = RequestBuilder(path_or_none, "file-server", strict=strict)
     properties = builder.properties
     apply_admin_account(

@@ -98,7 +98,7 @@ def test_malformed_json_says_where_and_what(tmp_path, text, line, column, messag
 
 @pytest.mark.parametrize(
     ("text", "kind"),
-    [("[1, 2]", "a list"), ('"job"', "a string"), ("3", "a number"), ("null", "null"), ("true", "true")],
+    [("[1, 2]", "a list"), ('"job"', '"job"'), ("3", "3"), ("null", "null"), ("true", "true")],
 )
 def test_top_level_must_be_an_object(tmp_path, text, kind):
     problem = only_problem(write(tmp_path, "\n  " + text))

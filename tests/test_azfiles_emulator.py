@@ -35,6 +35,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineContext, PipelineRequest
 from azure.core.pipeline.transport import HttpRequest as SigningRequest
 from azure.storage.fileshare import (
+    AccessPolicy,
     AccountSasPermissions,
     ContentSettings,
     FileSasPermissions,
@@ -598,6 +599,73 @@ def test_account_sas(azfiles_emulator):
     service.delete_share(name)
 
 
+def test_read_only_file_sas_cannot_write(share, azfiles_emulator):
+    file = share.get_file_client("ro.txt")
+    file.upload_file(b"read only")
+    sas = generate_file_sas(
+        azfiles_emulator.account_name,
+        share.share_name,
+        ["ro.txt"],
+        azfiles_emulator.account_key,
+        permission=FileSasPermissions(read=True),
+        expiry=_future(),
+    )
+    reader = ShareFileClient(azfiles_emulator.endpoint, share.share_name, "ro.txt", credential=sas)
+    assert reader.download_file().readall() == b"read only"
+    with pytest.raises(HttpResponseError) as exc:
+        reader.upload_range(b"X", offset=0, length=1)
+    assert exc.value.status_code == 403 and exc.value.error_code == "AuthorizationPermissionMismatch"
+    with pytest.raises(HttpResponseError) as exc:
+        reader.delete_file()
+    assert exc.value.error_code == "AuthorizationPermissionMismatch"
+
+
+def test_sas_with_a_stored_access_policy(share, azfiles_emulator):
+    file = share.get_file_client("f.txt")
+    file.upload_file(b"by policy")
+    share.set_share_access_policy(
+        {"readers": AccessPolicy(permission=ShareSasPermissions(read=True), expiry=_future(), start=_future(-5))}
+    )
+    assert [p.id for p in share.get_share_access_policy()["signed_identifiers"]] == ["readers"]
+    sas = generate_share_sas(
+        azfiles_emulator.account_name, share.share_name, azfiles_emulator.account_key, policy_id="readers"
+    )
+    with urllib.request.urlopen(f"{file.url}?{sas}", timeout=10) as response:
+        assert response.read() == b"by policy"
+    reader = ShareFileClient(azfiles_emulator.endpoint, share.share_name, "f.txt", credential=sas)
+    with pytest.raises(HttpResponseError) as exc:
+        reader.upload_range(b"x", offset=0, length=1)
+    assert exc.value.error_code == "AuthorizationPermissionMismatch"
+    unknown = generate_share_sas(
+        azfiles_emulator.account_name, share.share_name, azfiles_emulator.account_key, policy_id="nobody"
+    )
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(f"{file.url}?{unknown}", timeout=10)
+    assert exc.value.code == 403
+    # Dropping the policy revokes the tokens that name it.
+    share.set_share_access_policy({})
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(f"{file.url}?{sas}", timeout=10)
+    assert exc.value.code == 403
+
+
+def test_copy_within_the_account(share):
+    source = share.get_file_client("src.txt")
+    source.upload_file(b"copy me", metadata={"a": "1"}, content_settings=ContentSettings(content_type="text/plain"))
+    share.create_directory("out")
+    target = share.get_file_client("out/dst.txt")
+    result = target.start_copy_from_url(source.url)
+    assert result["copy_status"] == "success" and result["copy_id"]
+    props = target.get_file_properties()
+    assert props.copy.status == "success" and props.copy.id == result["copy_id"]
+    assert props.metadata == {"a": "1"} and props.content_settings.content_type == "text/plain"
+    assert target.download_file().readall() == b"copy me"
+    target.upload_range(b"C", offset=0, length=1)
+    assert target.get_file_properties().copy.status is None
+    with pytest.raises(ResourceNotFoundError):
+        share.get_file_client("x").start_copy_from_url(share.get_file_client("missing").url)
+
+
 # ---- the wire ------------------------------------------------------------------------------------
 
 
@@ -638,6 +706,15 @@ def test_bad_headers_and_query_values(raw, azfiles_emulator, azfiles_share):
     assert (status, headers["x-ms-error-code"]) == (400, "InvalidMetadata")
     status, headers, _ = raw("GET", base + "?restype=share", {"x-ms-version": "latest"})
     assert (status, headers["x-ms-error-code"]) == (400, "InvalidHeaderValue")
+
+
+def test_too_large_body_is_refused_and_the_connection_closed(raw, azfiles_emulator, azfiles_share):
+    path = f"/{azfiles_emulator.account_name}/{azfiles_share[1]}/big"
+    assert raw("PUT", path, {"x-ms-type": "file", "x-ms-content-length": str(8 * 1024 * 1024)})[0] == 201
+    body = b"z" * (5 * 1024 * 1024)
+    headers = {"x-ms-range": f"bytes=0-{len(body) - 1}", "x-ms-write": "update"}
+    status, headers, _ = raw("PUT", path + "?comp=range", headers, body)
+    assert (status, headers["x-ms-error-code"], headers["connection"]) == (413, "RequestBodyTooLarge", "close")
 
 
 def test_chunked_request_body(raw, azfiles_emulator, azfiles_share):

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cmp_to_key
 
@@ -148,13 +149,17 @@ def _auth_failed(detail: str) -> StorageError:
     return StorageError("AuthenticationFailed", details=[("AuthenticationErrorDetail", detail)])
 
 
-def authenticate(req: Request, account: str, key: bytes) -> Auth:
+# (share, policy id) -> {"Start": ..., "Expiry": ..., "Permission": ...} or None
+PolicyLookup = Callable[[str, str], "dict[str, str] | None"]
+
+
+def authenticate(req: Request, account: str, key: bytes, policies: PolicyLookup | None = None) -> Auth:
     authorization = req.header("Authorization")
     sas_params = {name: value for name, value in split_query(req.raw_query)}
     if authorization:
         return _shared_key(req, authorization, account, key)
     if "sig" in sas_params:
-        return Auth("sas", _verify_sas(req, sas_params, account, key))
+        return Auth("sas", _verify_sas(req, sas_params, account, key, policies))
     raise StorageError(
         "NoAuthenticationInformation",
         headers=[
@@ -203,7 +208,7 @@ def _sas_time(params: dict[str, str], name: str) -> int | None:
         raise _auth_failed(f"{name} {value!r} is not a valid ISO 8601 time.") from None
 
 
-def _verify_sas(req: Request, params: dict[str, str], account: str, key: bytes) -> Sas:
+def _verify_sas(req: Request, params: dict[str, str], account: str, key: bytes, policies: PolicyLookup | None) -> Sas:
     def p(name: str) -> str:
         return params.get(name, "")
 
@@ -212,8 +217,6 @@ def _verify_sas(req: Request, params: dict[str, str], account: str, key: bytes) 
         raise _auth_failed("sv is mandatory.")
     if p("skoid") or p("sktid"):
         raise _auth_failed("User delegation SAS is not supported by the emulator.")
-    if p("si"):
-        raise _auth_failed("Stored access policies (si) are not supported by the emulator.")
     if p("ss") or p("srt"):
         sas = Sas("account", p("srt"), p("sp"), p("ss"))
         fields = [account, p("sp"), p("ss"), p("srt"), p("st"), p("se"), p("sip"), p("spr"), p("sv")]
@@ -247,7 +250,20 @@ def _verify_sas(req: Request, params: dict[str, str], account: str, key: bytes) 
     if not hmac.compare_digest(sign(key, string_to_sign), signature):
         shown = string_to_sign.replace("\n", "\\n")
         raise _auth_failed(f"Signature did not match. String to sign used was {shown}")
-    start, expiry, now = _sas_time(params, "st"), _sas_time(params, "se"), now_ticks()
+    effective = dict(params)
+    if p("si"):
+        # A stored access policy of the share supplies the fields the token leaves out; a field may
+        # not be given in both places.
+        policy = policies(req.share or "", p("si")) if policies and sas.kind == "service" else None
+        if policy is None:
+            raise _auth_failed(f"The stored access policy {p('si')!r} does not exist on the share.")
+        for field, name in (("sp", "Permission"), ("st", "Start"), ("se", "Expiry")):
+            if policy.get(name):
+                if p(field):
+                    raise _auth_failed(f"{field} is given both in the SAS and in the stored access policy.")
+                effective[field] = policy[name]
+        sas.permissions = effective.get("sp", "")
+    start, expiry, now = _sas_time(effective, "st"), _sas_time(effective, "se"), now_ticks()
     if expiry is None:
         raise _auth_failed("Signed expiry time (se) is mandatory.")
     if now > expiry or (start is not None and now < start):

@@ -90,6 +90,8 @@ CATALOG: dict[str, tuple[int, str]] = {
         409,
         "The lease ID specified did not match the lease ID for the file.",
     ),
+    "CannotVerifyCopySource": (400, "Could not verify the copy source within the specified time."),
+    "NoPendingCopyOperation": (409, "There is currently no pending copy operation."),
     "FeatureNotSupported": (400, "This feature is not supported by the Azure Files emulator."),
     "InternalError": (500, "Server encountered an internal error. Please try again after some time."),
 }

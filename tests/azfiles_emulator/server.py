@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .errors import StorageError
 from .request import Request
 from .service import FileService, Response
 from .store import Store
@@ -75,15 +77,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         split = urlsplit(self.path)
+        failure = None
         try:
             body = self._read_body()
         except _BadRequest as exc:
+            # The rest of the stream cannot be trusted: answer, then close.
             self.close_connection = True
-            status = 413 if str(exc) == "too large" else 400
-            self._send(
-                Response(status, [("x-ms-error-code", "RequestBodyTooLarge" if status == 413 else "InvalidInput")])
-            )
-            return
+            body = b""
+            failure = StorageError("RequestBodyTooLarge" if str(exc) == "too large" else "InvalidInput")
         req = Request(
             method=self.command,
             raw_path=split.path or "/",
@@ -92,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             client_ip=self.client_address[0],
         )
-        self._send(self.server.service.handle(req))
+        self._send(self.server.service.handle(req, failure))
 
     def _send(self, response: Response) -> None:
         self.send_response_only(response.status, response.reason)
@@ -104,6 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         length = response.content_length if response.content_length is not None else len(response.body)
         self.send_header("Content-Length", str(length))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
@@ -130,6 +133,12 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):  # type: ignore[override]
+        # A client that hangs up mid-response is not an emulator failure worth a traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Drop idle keep-alive connections, so that a stopped emulator is really unreachable."""

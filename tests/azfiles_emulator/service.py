@@ -148,12 +148,17 @@ class FileService:
 
     # ---- entry point ----------------------------------------------------------------------------
 
-    def handle(self, req: Request) -> Response:
+    def handle(self, req: Request, failure: StorageError | None = None) -> Response:
+        """Answer one request; `failure` is a rejection decided by the HTTP layer (e.g. body too large)."""
         request_id = str(uuid.uuid4())
         req.version = req.header("x-ms-version") or DEFAULT_VERSION
         try:
+            if failure is not None:
+                if not _VERSION_RE.match(req.version):
+                    req.version = DEFAULT_VERSION
+                raise failure
             self._parse(req)
-            auth = authenticate(req, self.account, self.key)
+            auth = authenticate(req, self.account, self.key, self._policy)
             level, permissions, operation = self._route(req)
             authorize(auth, level, permissions)
             response = operation(req, auth)
@@ -169,6 +174,13 @@ class FileService:
             common.append(("x-ms-client-request-id", client_request_id))
         response.headers = common + response.headers
         return response
+
+    def _policy(self, share: str, policy_id: str) -> dict | None:
+        with self.store.lock:
+            if not self.store.share_exists(share):
+                return None
+            acl = self.store.get_share(share).get("acl", [])
+        return next((entry for entry in acl if entry["Id"] == policy_id), None)
 
     def _error_response(self, req: Request, error: StorageError, request_id: str) -> Response:
         headers = [("x-ms-error-code", error.code), *error.headers]
@@ -274,6 +286,7 @@ class FileService:
                     ("GET", "metadata"): ("file", "r", self.get_file_metadata),
                     ("HEAD", "metadata"): ("file", "r", self.get_file_metadata),
                     ("PUT", "lease"): ("file", "w", self.lease_file),
+                    ("PUT", "copy"): ("file", "w", self.abort_copy),
                     ("GET", "listhandles"): ("file", "l", self.list_handles),
                     ("PUT", "forceclosehandles"): ("file", "w", self.force_close_handles),
                     ("PUT", "rename"): ("file", "w", self.rename),
@@ -781,7 +794,7 @@ class FileService:
 
     def create_file(self, req: Request, auth: Auth) -> Response:
         if req.has_header("x-ms-copy-source"):
-            raise StorageError("FeatureNotSupported", "Copy File is not emulated.")
+            return self.copy_file(req, auth)
         file_type = req.header("x-ms-type")
         if file_type is None:
             raise header_error("MissingRequiredHeader", "x-ms-type")
@@ -820,12 +833,92 @@ class FileService:
             ]
         return Response(201, headers)
 
+    def copy_file(self, req: Request, auth: Auth) -> Response:
+        """Copy File, done at once (status "success") for sources in this account; others are refused."""
+        source_url = req.header("x-ms-copy-source") or ""
+        parts = [unquote(p) for p in urlsplit(source_url).path.split("/")]
+        if len(parts) < 4 or parts[1] != self.account or not all(parts[3:]):
+            raise StorageError("CannotVerifyCopySource", "Only files of the emulated account can be copied.")
+        source_share, source_names = parts[2], parts[3:]
+        for segment in source_names:
+            check_path_segment(segment)
+        metadata = self._metadata(req)
+        with self.store.lock:
+            if not self.store.share_exists(source_share):
+                raise StorageError("CannotVerifyCopySource", "The specified share does not exist.", status=404)
+            source = self.store.resolve(source_share, source_names)
+            if source.kind != "file":
+                raise StorageError("CannotVerifyCopySource", "The specified resource does not exist.", status=404)
+            source_props = self.store.get_node(source_share, source.names, "file")
+            found = self.store.resolve(req.share, req.names)
+            if not found.parent_exists:
+                raise StorageError("ParentNotFound")
+            if found.kind == "dir":
+                raise StorageError("ResourceAlreadyExists")
+            ticks = self.store.tick()
+            if found.kind == "file":
+                old = self.store.get_node(req.share, found.names, "file")
+                self._check_lease(req, old, write=True)
+                names, path = found.names, found.path
+                props = self.store.new_node("file", ticks, file_id=old["file_id"])
+            else:
+                names = [*found.names, req.names[-1]]
+                path = found.path / req.names[-1]
+                props = self.store.new_node("file", ticks)
+            for _, key, _ in _CONTENT_HEADERS:
+                props[key] = source_props.get(key)
+            props["content_md5"] = source_props.get("content_md5")
+            props["metadata"] = metadata or source_props["metadata"]
+            props["ranges"] = source_props.get("ranges", [])
+            # "source" copies an SMB property from the source file; other values apply as on create.
+            smb_from_source = {
+                "x-ms-file-attributes": "attributes",
+                "x-ms-file-creation-time": "creation_time",
+                "x-ms-file-last-write-time": "last_write_time",
+                "x-ms-file-change-time": "change_time",
+            }
+            kept = {h: k for h, k in smb_from_source.items() if (req.header(h) or "").lower() == "source"}
+            own = _with_headers(req, dropped=set(kept))
+            self._apply_smb(own, req.share, props, ticks, creating=True)
+            for key in kept.values():
+                props[key] = source_props[key]
+            if (req.header("x-ms-file-permission-copy-mode") or "").lower() == "source":
+                props["permission_key"] = source_props.get("permission_key")
+            if source.path != path:
+                shutil.copyfile(source.path, path)
+            size = os.path.getsize(path)
+            copy_id = str(uuid.uuid4())
+            props["copy"] = {
+                "id": copy_id,
+                "source": source_url,
+                "progress": f"{size}/{size}",
+                "completion_time": ticks,
+            }
+            self.store.forget_listing(path.parent)
+            self.store.put_node(req.share, names, props)
+        headers = [*self._etag_headers(props), ("x-ms-copy-id", copy_id), ("x-ms-copy-status", "success")]
+        return Response(202, headers)
+
+    def abort_copy(self, req: Request, auth: Auth) -> Response:
+        with self.store.lock:
+            self._existing(req, "file")
+        raise StorageError("NoPendingCopyOperation")
+
     def _file_headers(self, req: Request, names: list[str], props: dict) -> list[tuple[str, str]]:
         headers = [*self._meta_headers(props), *self._etag_headers(props)]
         for _, key, header in _CONTENT_HEADERS:
             if props.get(key):
                 headers.append((header, props[key]))
         headers.append(("x-ms-type", "File"))
+        copy = props.get("copy")
+        if copy:
+            headers += [
+                ("x-ms-copy-completion-time", ticks_to_rfc1123(copy["completion_time"])),
+                ("x-ms-copy-id", copy["id"]),
+                ("x-ms-copy-progress", copy["progress"]),
+                ("x-ms-copy-source", copy["source"]),
+                ("x-ms-copy-status", "success"),
+            ]
         headers.append(("x-ms-server-encrypted", "true"))
         headers += self._smb_headers(req, req.share, names, props)
         if version_at_least(req.version, "2019-02-02"):
@@ -946,6 +1039,7 @@ class FileService:
                         remaining -= chunk
             ranges = props.get("ranges", [])
             props["ranges"] = add_range(ranges, start, end) if write == "update" else remove_range(ranges, start, end)
+            props["copy"] = None  # the copy properties last only until the file is changed
             ticks = self.store.tick()
             # Put Range moves the SMB write/change times only since 2021-06-08 (which added the
             # x-ms-file-last-write-time mode); the 2019-02-02 recording shows them unchanged.
@@ -1003,6 +1097,7 @@ class FileService:
             if size is not None:
                 os.truncate(found.path, size)
                 props["ranges"] = clip_ranges(props.get("ranges", []), size)
+            props["copy"] = None
             self._stamp(props, ticks)
             self.store.put_node(req.share, found.names, props)
             headers = [
@@ -1136,6 +1231,11 @@ class FileService:
                 *self._smb_headers(req, req.share, target_names, source_props),
             ]
         return Response(200, headers)
+
+
+def _with_headers(req: Request, dropped: set[str]) -> Request:
+    headers = [(k, v) for k, v in req.headers if k.lower() not in dropped]
+    return Request(req.method, req.raw_path, req.raw_query, headers, version=req.version)
 
 
 def _with_lease(req: Request, lease_id: str | None) -> Request:

@@ -80,7 +80,7 @@ class NodeRun:
         try:
             store, key = paths.resolve(self.properties["stdOutErrPathPrefix"], volumes)
         except Exception as exc:
-            self.errors.append(
+            self.fail(
                 error(
                     "StdOutErrPathUnreachable",
                     f"Cannot use stdOutErrPathPrefix '{self.properties['stdOutErrPathPrefix']}': {exc}",
@@ -112,7 +112,7 @@ class NodeRun:
                     env,
                 )
                 if code != 0:
-                    self.errors.append(
+                    self.fail(
                         error(
                             "JobPreparationFailed",
                             f"The job preparation task failed with exit code {code}.",
@@ -131,7 +131,7 @@ class NodeRun:
         except _Stop:
             pass
         except Exception as exc:
-            self.errors.append(error("NodeSetupFailed", f"{type(exc).__name__}: {exc}", node=self.node_id))
+            self.fail(error("NodeSetupFailed", f"{type(exc).__name__}: {exc}", node=self.node_id))
             self.note(f"Failed: {exc}")
         if self.terminated:
             self.note("Stopped: the job was terminated.")
@@ -142,6 +142,12 @@ class NodeRun:
         self.terminated = True
         for child in list(self.children):
             _signal_group(child.pid, signal.SIGTERM)
+
+    def fail(self, problem: dict) -> None:
+        """Record an error of this node: in the job's errors, and in execution.log when it is open."""
+        self.errors.append(problem)
+        if hasattr(self, "execution"):
+            self.note(f"Error {problem['code']}: {problem['message']}")
 
     def note(self, message: str) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -160,7 +166,7 @@ class NodeRun:
             try:
                 placed.append(place(volume, root, self.note))
             except Exception as exc:
-                self.errors.append(
+                self.fail(
                     error("MountFailed", f"Cannot mount {volume.shown_as}: {_describe(exc)}", volume=volume.shown_as)
                 )
                 raise _Stop from None
@@ -225,7 +231,7 @@ class NodeRun:
             env["AZ_BATCHAI_PS_HOSTS"], env["AZ_BATCHAI_WORKER_HOSTS"] = ",".join(ps), ",".join(wk)
         if (toolkits.needs_mpi(self.properties, self.node_count) and not self.options.get("container")
                 and not shutil.which("mpirun", path=env.get("PATH"))):
-            self.errors.append(error(
+            self.fail(error(
                 "MpiNotFound", f"This {key} job starts its processes with mpirun (Open MPI), which is not "
                 "installed on this node.", hint="apt-get install openmpi-bin, or run the job in a container image "
                 "that has it."))
@@ -254,7 +260,7 @@ class NodeRun:
                     process_group=0,
                 )
             except OSError as exc:
-                self.errors.append(error("ProcessStartFailed", f"Cannot start {argv[0]}: {_describe(exc)}"))
+                self.fail(error("ProcessStartFailed", f"Cannot start {argv[0]}: {_describe(exc)}"))
                 self._stop_children()
                 return None
             self.children.append(child)
@@ -337,10 +343,12 @@ class NodeRun:
 
     def _finish(self, exit_code: int | None, essential: bool, upload_problems: list[str]) -> int:
         for problem in upload_problems:
-            self.errors.append(error("OutputUploadFailed", problem))
+            self.fail(error("OutputUploadFailed", problem))
         if hasattr(self, "shipper"):
-            self.note(f"Node finished with exit code {exit_code}.")
+            self.note(f"Node finished with exit code {exit_code}." if exit_code is not None
+                      else "Node finished before the job's command ran.")
             for problem in self.shipper.close():
+                # execution.log is closed now; the job's errors are where this one can still be seen.
                 self.errors.append(error("LogShippingFailed", problem))
         result = {"exitCode": exit_code, "errors": self.errors, "essential": essential, "terminated": self.terminated}
         tmp = layout.result_path(self.body, self.task_index) + ".tmp"

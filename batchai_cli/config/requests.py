@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from batchai_cli.config import checks, mounts
 from batchai_cli.config.document import load_document
-from batchai_cli.config.issues import Issue, Locator
+from batchai_cli.config.issues import Issue, Locator, sort_problems
 from batchai_cli.config.schemas import CURRENT, load_schema, prune_unknown, schema_id
 from batchai_cli.config.validation import check_schema
 from batchai_cli.errors import BatchAIError, ConfigProblem, InvalidConfig
@@ -49,7 +49,10 @@ class RequestBuilder:
     def invalid(self, issues: list[Issue], *, hint: str | None = None, summary: str | None = None) -> InvalidConfig:
         problems = self.locator.problems(issues)
         errors = [problem for problem in problems if problem.severity == "error"]
-        return InvalidConfig(summary or errors[0].message, problems, file=self.file, hint=hint)
+        summary = summary or (errors[0].message if errors else f"{self.file} cannot be used.")
+        # The file's warnings too: an unknown key is often why a value seems missing.
+        everything = sort_problems(problems + [w for w in self.warnings if w.severity == "warning"])
+        return InvalidConfig(summary, everything, file=self.file, hint=hint)
 
     def patch_mounts(self, volumes_path: tuple, storage: mounts.Storage) -> None:
         holder = self._holder(volumes_path[:-1])

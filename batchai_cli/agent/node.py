@@ -209,6 +209,11 @@ class NodeRun:
             with open(env["AZ_BATCHAI_MPI_HOST_FILE"], "w") as handle:
                 handle.write(toolkits.host_file(["localhost"] * self.node_count, _slots(self.properties)))
         self.env = env
+        self.linked_folders = [os.path.realpath(item.path) for item in placed if item.volume.kind == "localFolder"]
+        self.user_variables = {v["name"] for v in (self.properties.get("environmentVariables") or [])
+                               + (self.properties.get("secrets") or [])}
+        if self.options.get("container"):
+            self._pull_image()
         return env, placed
 
     def _plan(self, env: dict) -> list[toolkits.Launch]:
@@ -292,29 +297,45 @@ class NodeRun:
         container = self.options.get("container")
         if not container:
             return ["bash", "-c", launch.command]
-        from batchai_cli.agent.containers import find_runtime
+        variables = {**env, **launch.env}
+        # The job sees the same paths inside as outside: every AZ_BATCHAI_* folder, and the local
+        # folders its mounts link to.
+        paths_in = {v for k, v in variables.items() if k.startswith("AZ_BATCHAI_") and os.path.isabs(v)
+                    and os.path.exists(v)} | set(self.linked_folders)
+        names = {k: v for k, v in variables.items() if k.startswith("AZ_BATCHAI_") or k == "TF_CONFIG"
+                 or k in self.user_variables}
+        # Batch AI ran commands with bash; an image without bash still has sh.
+        shell = ["sh", "-c", 'command -v bash >/dev/null 2>&1 && exec bash -c "$1" || exec sh -c "$1"', "sh",
+                 launch.command]
+        return self.runtime.run_command(container["image"], shell, mounts=sorted((p, p) for p in paths_in),
+                                        env=names, workdir=self.job_dir, shm_size=container.get("shmSize"),
+                                        name=f"batchai-{layout.job_uuid(self.body)[:12]}-{self.task_index}-"
+                                             f"{len(self.children)}")
 
-        runtime = find_runtime(container.get("runtime"))
-        mounts = sorted(
-            {(v, v) for k, v in env.items() if k.startswith("AZ_BATCHAI_") and os.path.isabs(v) and os.path.exists(v)}
-        )
-        names = {
-            k: v
-            for k, v in {**env, **launch.env}.items()
-            if k.startswith("AZ_BATCHAI_")
-            or k == "TF_CONFIG"
-            or k in {e["name"] for e in self.properties.get("environmentVariables") or []}
-            or k in {s["name"] for s in self.properties.get("secrets") or []}
-        }
-        return runtime.run_command(
-            container["image"],
-            ["bash", "-c", launch.command],
-            mounts=mounts,
-            env=names,
-            workdir=self.job_dir,
-            shm_size=container.get("shmSize"),
-            name=f"batchai-{layout.job_uuid(self.body)[:8]}-{self.task_index}",
-        )
+    def _pull_image(self) -> None:
+        """Fetch the job's image (a registry login first when it has credentials)."""
+        from batchai_cli.agent.containers import find_runtime, registry_credentials
+
+        container = self.options["container"]
+        self.runtime = find_runtime(container.get("runtime"))
+        if self.runtime is None:
+            self.fail(error("ContainerRuntimeMissing", f"The container runtime {container.get('runtime')} is no "
+                            "longer on this node."))
+            raise _Stop
+        server, username, password = registry_credentials(self.properties.get("containerSettings") or {})
+        self.note(f"The job runs in the container image {container['image']} ({self.runtime.name}).")
+        for line in self.runtime.run_notes(shm_size=container.get("shmSize")):
+            self.note(line)
+        for argv in self.runtime.pull_command(container["image"], server_url=server, username=username,
+                                              password=password):
+            self.note(f"Running: {' '.join(argv)}")
+            done = subprocess.run(argv, input=password if "--password-stdin" in argv else None, text=True,
+                                  capture_output=True, env=self.env)
+            if done.returncode != 0:
+                last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+                self.fail(error("ContainerImagePullFailed", f"Cannot fetch the image {container['image']}: "
+                                f"{last[0]}", image=container["image"]))
+                raise _Stop
 
     def _record_groups(self) -> None:
         with open(layout.process_groups_path(self.body, self.task_index), "w") as handle:

@@ -1204,6 +1204,9 @@ class FileService:
             ):
                 raise StorageError("InvalidInput", "The destination is inside the source directory.")
             same_item = [n.lower() for n in target_names] == [n.lower() for n in source.names]
+            if same_item:
+                # A rename that only changes the case of the name.
+                target_names = [*target_names[:-1], req.names[-1]]
             if target.kind is not None and not same_item:
                 if not replace or target.kind != kind or kind == "dir":
                     raise StorageError("ResourceAlreadyExists")

@@ -20,7 +20,7 @@ from typing import Any
 
 from batchai_cli.errors import ConfigProblem, InvalidConfig
 
-MAX_BYTES = 4 * 1024 * 1024  # a job.json is a few kB; anything this big is not a config file
+MAX_BYTES = 1024 * 1024  # a job.json is a few kB; validating 1 MB of it already takes seconds
 MAX_DEPTH = 64  # real files nest about 8 deep; the json module would recurse on thousands
 
 JsonPath = tuple  # of str keys and int indices
@@ -92,7 +92,7 @@ def index_positions(text: str) -> Positions:
             continue
         if expect_key:
             frame = stack[-1]
-            key = json.loads(token)
+            key = json.loads(token) if "\\" in token else token[1:-1]
             frame[2] = key
             path = (*frame[1], key)
             if key in frame[3]:

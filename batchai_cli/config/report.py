@@ -7,6 +7,7 @@ Machine: a list of {"file", "line", "column", "path", "severity", "message"} obj
 
 from __future__ import annotations
 
+from batchai_cli.config.loader import MAX_BYTES
 from batchai_cli.errors import ConfigProblem
 
 _WIDTH = 120  # a minified file is one long line: show a window around the column
@@ -57,7 +58,7 @@ def excerpt(line: str, column: int) -> list[str]:
 def _read_lines(file: str) -> list[str] | None:
     try:
         with open(file, "rb") as handle:
-            raw = handle.read(4 * 1024 * 1024 + 1)
+            raw = handle.read(MAX_BYTES + 1)
     except OSError:
         return None
     text = raw.decode("utf-8-sig", errors="replace")

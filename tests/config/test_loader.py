@@ -115,7 +115,7 @@ def test_a_50_mb_file_is_refused_fast(tmp_path):
     started = time.monotonic()
     problem = only_problem(path)
     assert time.monotonic() - started < 1
-    assert problem.message == "the file is 50.0 MB; a configuration file is at most 4 MB"
+    assert problem.message == "the file is 50.0 MB; a configuration file is at most 1 MB"
 
 
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 10_000, 100_000])

@@ -192,7 +192,7 @@ def file_level(defs: dict[str, dict]) -> dict[str, dict]:
             defs,
             f"{name}.id",
             pattern=DIRECTORY_ID,
-            errorMessage=f"the id becomes the environment variable {var}: use letters, digits and _",
+            errorMessage=f"letters, digits and _ only (the id becomes part of the variable {var})",
         )
     for name in (
         "AzureFileShareReference",

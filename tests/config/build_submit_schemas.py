@@ -171,7 +171,8 @@ def submit_schemas() -> dict[str, dict]:
                                 "virtualMachineImageId": {
                                     "type": "string",
                                     "pattern": ARM_ID,
-                                    "errorMessage": "Ill-formed custom image resource id",
+                                    "errorMessage": "a custom image resource id such as /subscriptions/<sub>/"
+                                    "resourceGroups/<rg>/providers/Microsoft.Compute/images/<image>",
                                 }
                             }
                         }

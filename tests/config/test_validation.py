@@ -236,7 +236,7 @@ def test_names_that_become_environment_variables(tmp_path):
         (
             "error",
             "$.properties.outputDirectories[3].id",
-            "expected the id becomes the environment variable AZ_BATCHAI_OUTPUT_<id>: use letters, digits and _, "
+            "expected letters, digits and _ only (the id becomes part of the variable AZ_BATCHAI_OUTPUT_<id>), "
             'got "my-dir"',
         ),
         ("error", "$.properties.secrets[0]", "give either value or valueSecretReference, not both"),

@@ -160,6 +160,8 @@ class NodeRun:
         mount_root = os.path.join(node, "mounts")
         job_mount_root = os.path.join(self.job_dir, "mounts")
         roots = {paths.JOB_ROOT: job_mount_root, paths.CLUSTER_ROOT: mount_root}
+        for root in roots.values():
+            os.makedirs(root, exist_ok=True)
         placed = []
         for volume in volumes:
             root = job_mount_root if volume.level == "job" else mount_root

@@ -54,7 +54,7 @@ class Runner:
     # -- queue --------------------------------------------------------------------------------
 
     def wait_for_nodes(self) -> list[int] | None:
-        from batchai_cli.services.clusters import node_capacity
+        from batchai_cli.services.clusters import usable_nodes
 
         delay = POLL
         while True:
@@ -69,23 +69,23 @@ class Runner:
             if cluster is None:
                 self.stop_reason = "cluster-deleted"
                 return None
-            capacity, _ = node_capacity(cluster)
-            if self._may_fit(run, capacity):
-                nodes = self.db.claim_nodes(self.rid.key, list(range(capacity)))
+            usable = usable_nodes(cluster, self.db.get_private(cluster_rid))
+            if self._may_fit(run, usable):
+                nodes = self.db.claim_nodes(self.rid.key, usable)
                 if nodes is not None:
                     return nodes
             self.wake.wait(delay)
             self.wake.clear()
             delay = min(delay * 1.5, QUEUE_POLL)
 
-    def _may_fit(self, run: dict, capacity: int) -> bool:
+    def _may_fit(self, run: dict, usable: list[int]) -> bool:
         """A read-only look before taking the write lock: head of the queue, and enough nodes free."""
         runs = self.db.runs(cluster_key=run["cluster_key"])
         queued = [r for r in runs if r["phase"] == "queued"]
         if not queued or queued[0]["job_key"] != run["job_key"]:
             return False
         busy = {node for r in runs if r["phase"] in ("running", "terminating") for node in r["nodes"]}
-        return capacity - len([n for n in busy if n < capacity]) >= run["node_count"]
+        return len([node for node in usable if node not in busy]) >= run["node_count"]
 
     # -- run ----------------------------------------------------------------------------------
 

@@ -75,7 +75,59 @@ def create_cluster(session: Session, rid: ResourceId, *, config_file: str | None
         raise _exists(rid) from None
     except state.MissingParent:
         raise not_found(rid.parent) from None
+    _set_up_new_nodes(session, rid)
     return get_cluster(session, rid)
+
+
+def _set_up_new_nodes(session: Session, rid: ResourceId) -> None:
+    """Run the setup task on the nodes that have not had it (all of them, at creation)."""
+    private = session.state.get_private(rid)
+    if not ((private.get("properties") or {}).get("nodeSetup") or {}).get("setupTask"):
+        return
+    capacity, _ = node_capacity(session.state.get(rid))
+    done = private.get("nodes") or {}
+    new = [index for index in range(capacity) if str(index) not in done]
+    if not new:
+        return
+    import os
+
+    from batchai_cli.engines import process_start, python_module, spawn_detached
+    from batchai_cli.settings import ensure_home
+
+    log_path = os.path.join(ensure_home(), "setup.log")
+    pid = spawn_detached(python_module("batchai_cli.engines.setup", str(rid), *map(str, new)), log_path)
+    process = {"pid": pid, "start": process_start(pid)}
+
+    def change(current: dict) -> dict:
+        nodes = current.setdefault("nodes", {})
+        for index in new:
+            nodes.setdefault(str(index), {"state": "preparing", "error": None, "process": process})
+        return current
+
+    session.state.update_private(rid, change)
+
+
+def node_states(private: dict) -> dict[int, dict]:
+    """Each set-up node's state (preparing | idle | unusable); a preparing node whose setup process
+    died is unusable."""
+    from batchai_cli.engines import process_alive
+
+    result = {}
+    for key, node in (private.get("nodes") or {}).items():
+        node = dict(node)
+        process = node.get("process") or {}
+        if node["state"] == "preparing" and process and not process_alive(process["pid"], process.get("start")):
+            node = {"state": "unusable", "error": {"code": "SetupTaskFailed", "message": "The setup task's "
+                    "process ended without reporting (it was killed or crashed).", "details": None}}
+        result[int(key)] = node
+    return result
+
+
+def usable_nodes(body: dict, private: dict) -> list[int]:
+    """The nodes jobs may be placed on: allocated, and not preparing or unusable."""
+    capacity, _ = node_capacity(body)
+    states = node_states(private)
+    return [index for index in range(capacity) if states.get(index, {}).get("state", "idle") == "idle"]
 
 
 def _exists(rid: ResourceId) -> AlreadyExists:
@@ -127,8 +179,9 @@ def node_ids(rid: ResourceId, body: dict, count: int) -> list[str]:
     return [f"tvm-{digest}_{index + 1}-{stamp}z" for index in range(count)]
 
 
-def live_view(rid: ResourceId, body: dict, runs: list[dict]) -> dict:
-    """The cluster as az shows it, with node counts from the jobs that hold or wait for its nodes."""
+def live_view(rid: ResourceId, body: dict, runs: list[dict], private: dict | None = None) -> dict:
+    """The cluster as az shows it, with node counts from the jobs that hold or wait for its nodes
+    and from the setup task's progress on each node."""
     capacity, floor = node_capacity(body)
     held = [node for run in runs if run["phase"] in ("running", "terminating") for node in run["nodes"]]
     scale = body.get("scaleSettings") or {}
@@ -140,15 +193,20 @@ def live_view(rid: ResourceId, body: dict, runs: list[dict]) -> dict:
         current = capacity
     running = sum(1 for node in held if node < current)
     leaving = sum(1 for node in held if node >= current)
+    states = node_states(private or {})
+    preparing = sum(1 for index in range(current) if states.get(index, {}).get("state") == "preparing")
+    unusable = sum(1 for index in range(current) if states.get(index, {}).get("state") == "unusable")
     view = dict(body)
     view["currentNodeCount"] = current + leaving
     view["nodeStateCounts"] = {
-        "idleNodeCount": max(0, current - running),
+        "idleNodeCount": max(0, current - running - preparing - unusable),
         "leavingNodeCount": leaving,
-        "preparingNodeCount": 0,
+        "preparingNodeCount": preparing,
         "runningNodeCount": running,
-        "unusableNodeCount": 0,
+        "unusableNodeCount": unusable,
     }
+    errors = [node["error"] for index, node in sorted(states.items()) if node.get("error") and index < current]
+    view["errors"] = errors or None
     if leaving:
         view["allocationState"] = "resizing"
     return models.present(view, models.CLUSTER)
@@ -161,7 +219,7 @@ def get_cluster(session: Session, rid: ResourceId) -> dict:
     from batchai_cli.services.jobs import reconcile_cluster
 
     runs = reconcile_cluster(session, rid)
-    return live_view(rid, body, runs)
+    return live_view(rid, body, runs, session.state.get_private(rid))
 
 
 def list_clusters(session: Session, workspace: ResourceId) -> list[dict]:
@@ -180,6 +238,7 @@ def _rescale(session: Session, rid: ResourceId, scale: dict) -> dict:
         session.state.update(rid, change)
     except state.MissingResource:
         raise not_found(rid) from None
+    _set_up_new_nodes(session, rid)
     # Queued jobs may fit now.
     from batchai_cli.services.jobs import wake_queue
 

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from batchai_cli.config import checks
-from batchai_cli.config.issues import Issue, Locator, has_errors
+from batchai_cli.config.issues import Issue, Locator, has_errors, sort_problems
 from batchai_cli.config.loader import read_source
 from batchai_cli.config.schemas import CURRENT, KINDS, VERSIONS, SchemaChoice, choose_schema
 from batchai_cli.config.validation import check_schema
@@ -95,13 +95,7 @@ def validate_file(path: str | os.PathLike, kind: str, *, strict: bool = False) -
         document = load_document(path, kind, strict=strict)
     except InvalidConfig as exc:
         return exc.problems or [ConfigProblem("", exc.message)]
-    return sorted_problems(document.warnings + document.notes)
-
-
-def sorted_problems(problems: list[ConfigProblem]) -> list[ConfigProblem]:
-    from batchai_cli.config.issues import sort_problems
-
-    return sort_problems(problems)
+    return sort_problems(document.warnings + document.notes)
 
 
 def _schema_issues(choice: SchemaChoice, kind: str) -> list[Issue]:

@@ -68,10 +68,6 @@ class Positions:
         offset = self.keys.get(tuple(path))
         return self.of_value(path) if offset is None else self.line_column(offset)
 
-    def line_text(self, line: int) -> str:
-        lines = self.text.split("\n")
-        return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
-
 
 def index_positions(text: str) -> Positions:
     """Walk the tokens of an already-parsed JSON text; iterative, so any depth is safe."""

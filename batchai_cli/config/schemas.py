@@ -122,12 +122,6 @@ def resolve(root: dict, node: Any) -> Any:
     return node
 
 
-def base_properties(version: str, kind: str) -> dict:
-    """The properties schema of a kind's base object (JobBaseProperties, ...)."""
-    root = load_schema(schema_id(version, kind))
-    return resolve(root, root["then"]["properties"]["properties"])
-
-
 def prune_unknown(data: Any, schema: dict, root: dict) -> Any:
     """A copy of data without the keys the schema does not know (az's deserializer dropped them)."""
     schema = resolve(root, schema)

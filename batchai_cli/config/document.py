@@ -15,7 +15,7 @@ from batchai_cli.config.loader import read_source
 from batchai_cli.config.schemas import CURRENT, KINDS, VERSIONS, SchemaChoice, choose_schema
 from batchai_cli.config.validation import check_schema
 from batchai_cli.config.versions import upgrade
-from batchai_cli.errors import ConfigProblem, InvalidConfig
+from batchai_cli.errors import BatchAIError, ConfigProblem, InvalidConfig
 
 EDITOR_KEYS = ("$schema", "$comment")
 
@@ -53,7 +53,7 @@ def load_document(path: str | os.PathLike, kind: str, *, strict: bool = False) -
     With strict, warnings (unknown keys, quoted numbers, placeholders) count as errors.
     """
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise BatchAIError(f"A configuration file is one of {', '.join(KINDS)}, not {kind!r}.")
     source = read_source(path)
     data, flat = normalize(source.data)
     locator = Locator(source.positions, flat)

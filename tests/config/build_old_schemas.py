@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-from tests.config.build_schemas import one_of_keys, rule
+from tests.config.build_file_level import one_of_keys, rule
 
 OLD_VERSIONS = ("2018-03-01", "2017-09-01-preview")
 

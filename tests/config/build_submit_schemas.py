@@ -7,7 +7,8 @@ patching, so a request that reaches a service or an engine is complete.
 
 from __future__ import annotations
 
-from tests.config.build_schemas import BASE_URL, DRAFT, one_of_keys
+from tests.config.build_file_level import one_of_keys
+from tests.config.build_schemas import BASE_URL, DRAFT
 
 VERSION = "2018-05-01"
 NAME = "[-A-Za-z0-9_]{1,64}"

@@ -209,6 +209,8 @@ def _unknown_message(key: str, known: list[str], schema: dict, path, ctx: Contex
         )
     if key in KNOWN_ELSEWHERE:
         return f"{head}: {KNOWN_ELSEWHERE[key]}"
+    if key == "type" and path[-2:-1] == ("outputDirectories",):
+        return f"{head}: a field of the older APIs (the kind of output; 2018-05-01 dropped it)"
     if path == () and key in _base_keys(ctx.root):
         return f'{head}: it belongs inside "properties"'
     folded = {name.lower(): name for name in known}

@@ -37,8 +37,12 @@ from batchai_cli.errors import AlreadyExists, BatchAIError, NotFound, StorageErr
 from batchai_cli.storage._rest import AccessDenied
 from batchai_cli.storage.base import Entry, Store, clean_path, file_md5, join_path
 
-DEFAULT_CONNECTIONS = 16
-"""Parallel requests; az's default of 2 (and one file at a time) is what makes it slow far away."""
+DEFAULT_CONNECTIONS = 32
+"""Files in flight at once. az sends one file at a time (with 2 connections for a large file's
+blocks), which is what makes it slow far from the region: there each small file costs a round trip."""
+
+DEFAULT_BLOCK_CONNECTIONS = 16
+"""Blocks of one large file in flight at once by default: memory stays near (16 + 2) x block_size."""
 
 MAX_LISTED_FAILURES = 20
 
@@ -143,7 +147,7 @@ def upload_batch(
     dryrun: bool = False,
     overwrite: bool = False,
     skip_unchanged: bool = False,
-    max_connections: int = DEFAULT_CONNECTIONS,
+    max_connections: int | None = None,
     content_type: str | None = None,
     create_destination: bool = False,
     reporter: Reporter | None = None,
@@ -162,8 +166,7 @@ def upload_batch(
     """
     reporter = reporter or NullReporter()
     started = time.monotonic()
-    if max_connections < 1:
-        raise UsageError("--max-connections must be at least 1.")
+    file_connections, block_connections = _connections(max_connections)
     source_dir = Path(source)
     if not source_dir.is_dir():
         what = "is not a folder" if source_dir.exists() else "does not exist"
@@ -186,15 +189,20 @@ def upload_batch(
             outcome.add_done(record, item.size)
         return _finish(reporter, outcome, started, dryrun=True)
 
-    _ensure_root(store, create_destination)
+    # One round trip before the first upload: the listing, when there is one, proves the root exists.
     remote: dict[str, Entry] = {}
     if skip_unchanged or not overwrite:
         try:
-            remote = _listing(store, destination_path)
+            remote = {entry.path: entry for entry in store.walk(destination_path, missing_ok=True)}
+        except FileNotFoundError as exc:
+            _root_missing(store, create_destination, exc)
         except AccessDenied:
             if skip_unchanged:
                 raise
             # A SAS without list permission: existing files are refused one by one instead.
+            _ensure_root(store, create_destination)
+    else:
+        _ensure_root(store, create_destination)
     to_send = []
     for item in items:
         item.remote = remote.get(item.store_path)
@@ -247,9 +255,18 @@ def upload_batch(
         finally:
             reporter.file_done(item.store_path)
 
-    run_workers(small, lambda item: send(item, 1), max_connections, outcome)
-    run_workers(large, lambda item: send(item, max_connections), 1, outcome)
+    run_workers(small, lambda item: send(item, 1), file_connections, outcome)
+    run_workers(large, lambda item: send(item, block_connections), 1, outcome)
     return _finish(reporter, outcome, started, dryrun=False, verb="upload")
+
+
+def _connections(max_connections: int | None) -> tuple[int, int]:
+    """(files at once, blocks of one large file at once): both max_connections when given."""
+    if max_connections is None:
+        return DEFAULT_CONNECTIONS, DEFAULT_BLOCK_CONNECTIONS
+    if max_connections < 1:
+        raise UsageError("--max-connections must be at least 1.")
+    return max_connections, max_connections
 
 
 def local_files(source: Path, pattern: str | None) -> Iterable[tuple[str, Path, int]]:
@@ -277,23 +294,22 @@ def _ensure_root(store: Store, create: bool) -> None:
     try:
         store.stat("")
     except FileNotFoundError as exc:
-        if not create:
-            if store.scheme == "file":
-                raise NotFound(str(exc)) from None
-            kind = "container" if store.scheme == "azureblob" else "share"
-            name = getattr(store, kind, "")
-            raise NotFound(
-                str(exc),
-                hint=f"Create it with `batchai storage {kind} create -n {name}`, or add --create-{kind}.",
-            ) from None
+        _root_missing(store, create, exc)
+
+
+def _root_missing(store: Store, create: bool, exc: FileNotFoundError) -> None:
+    """Create the missing container/share/folder, or raise NotFound saying how to."""
+    if create:
         store.create_root()
-
-
-def _listing(store: Store, path: str) -> dict[str, Entry]:
-    try:
-        return {entry.path: entry for entry in store.walk(path)}
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
+        return
+    if store.scheme == "file":
+        raise NotFound(str(exc)) from None
+    kind = "container" if store.scheme == "azureblob" else "share"
+    name = getattr(store, kind, "")
+    raise NotFound(
+        str(exc),
+        hint=f"Create it with `batchai storage {kind} create -n {name}`, or add --create-{kind}.",
+    ) from None
 
 
 def _unchanged(store: Store, item: _Item, size: int, local_md5: Callable[[], bytes]) -> bool:
@@ -396,7 +412,7 @@ def download_batch(
     dryrun: bool = False,
     overwrite: bool = True,
     skip_unchanged: bool = False,
-    max_connections: int = DEFAULT_CONNECTIONS,
+    max_connections: int | None = None,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Download every file below `source_path` of `store` into the local folder `destination`.
@@ -410,8 +426,7 @@ def download_batch(
     """
     reporter = reporter or NullReporter()
     started = time.monotonic()
-    if max_connections < 1:
-        raise UsageError("--max-connections must be at least 1.")
+    file_connections, block_connections = _connections(max_connections)
     source_path = clean_path(source_path)
     target_root = Path(destination)
     if target_root.exists() and not target_root.is_dir():
@@ -473,8 +488,8 @@ def download_batch(
 
     small = [item for item in items if item.size <= small_limit]
     large = [item for item in items if item.size > small_limit]
-    run_workers(small, lambda item: fetch(item, 1), max_connections, outcome)
-    run_workers(large, lambda item: fetch(item, max_connections), 1, outcome)
+    run_workers(small, lambda item: fetch(item, 1), file_connections, outcome)
+    run_workers(large, lambda item: fetch(item, block_connections), 1, outcome)
     return _finish(reporter, outcome, started, dryrun=False, verb="download")
 
 

@@ -19,6 +19,7 @@ through one Store.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import tempfile
 import threading
@@ -210,13 +211,28 @@ class Store(ABC):
 
     # -- derived helpers ------------------------------------------------------------------------
 
-    def walk(self, path: str = "") -> Iterator[Entry]:
+    def walk(self, path: str = "", *, missing_ok: bool = False) -> Iterator[Entry]:
         """Every file below `path`, recursively, with size and (where listed) MD5; no directories.
 
-        Raises what list_dir raises for `path` itself.
+        Raises what list_dir raises for `path` itself. With missing_ok, a `path` that is missing
+        (or a file) yields nothing, which spares the requests that tell "missing" from "empty";
+        a missing root (folder, container, share) still raises FileNotFoundError.
         """
         path = clean_path(path)
-        pending = [path]
+        top = self.list_dir(path)
+        try:
+            first = next(top, None)
+        except (FileNotFoundError, NotADirectoryError):
+            if not (missing_ok and path):
+                raise
+            self.stat("")  # FileNotFoundError when the root itself is missing
+            return
+        pending: list[str] = []
+        for entry in itertools.chain([first] if first else [], top):
+            if entry.is_dir:
+                pending.append(entry.path)
+            else:
+                yield entry
         while pending:
             current = pending.pop()
             for entry in self.list_dir(current):

@@ -192,8 +192,12 @@ class BlobStore(Store):
         if not found and not path:
             self.stat("")  # FileNotFoundError when the container is missing
 
-    def walk(self, path: str = "") -> Iterator[Entry]:
-        """Every blob below `path` from ONE flat listing, page_size (5000) blobs per request."""
+    def walk(self, path: str = "", *, missing_ok: bool = False) -> Iterator[Entry]:
+        """Every blob below `path` from ONE flat listing, page_size (5000) blobs per request.
+
+        Nothing more: a listing that succeeds proves the container exists, so only an empty
+        listing of a sub-path without missing_ok costs requests to tell missing from empty.
+        """
         path = clean_path(path)
         name = self._name(path)
         list_prefix = name + "/" if name else ""
@@ -202,7 +206,7 @@ class BlobStore(Store):
             found = True
             if not is_dir:
                 yield self._entry(item, self._relative(item.name))
-        if not found:
+        if not found and path and not missing_ok:
             entry = self.stat(path)
             if not entry.is_dir:
                 raise NotADirectoryError(f"Not a directory: {self.url(path)}")
@@ -331,7 +335,7 @@ class BlobStore(Store):
         """Small files in one Put Blob; larger ones as parallel Put Blocks and one Put Block List.
 
         The block list commit is atomic: until it succeeds readers see the old blob (or none),
-        so a killed upload leaves nothing torn. Memory stays near 2 x max_concurrency blocks.
+        so a killed upload leaves nothing torn. Memory stays near max_concurrency + 2 blocks.
         """
         path = clean_path(path)
         if not path:
@@ -360,7 +364,7 @@ class BlobStore(Store):
         digest = hashlib.md5()
         total = 0
         block_ids: list[str] = []
-        in_flight = threading.BoundedSemaphore(max_concurrency * 2)
+        in_flight = threading.BoundedSemaphore(max_concurrency + 2)
         failed = threading.Event()
         futures: list[Future[None]] = []
 

@@ -334,7 +334,7 @@ class FileShareStore(Store):
         digest = hashlib.md5()
         total = 0
         max_concurrency = max(1, max_concurrency)
-        in_flight = threading.BoundedSemaphore(max_concurrency * 2)
+        in_flight = threading.BoundedSemaphore(max_concurrency + 2)
         failed = threading.Event()
         futures: list[Future[None]] = []
 

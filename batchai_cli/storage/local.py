@@ -54,10 +54,13 @@ class LocalStore(Store):
                 is_dir = dir_entry.is_dir()
                 yield self._entry(join_path(path, dir_entry.name), dir_entry.stat(), is_dir)
 
-    def walk(self, path: str = "") -> Iterator[Entry]:
+    def walk(self, path: str = "", *, missing_ok: bool = False) -> Iterator[Entry]:
         path = clean_path(path)
         top = self._local(path)
         if not top.is_dir():
+            if missing_ok and path:
+                self.root.stat()  # FileNotFoundError when the root itself is missing
+                return
             top.stat()  # FileNotFoundError when missing
             raise NotADirectoryError(f"Not a directory: {top}")
         for dir_path, dir_names, file_names in os.walk(top, onerror=_raise):

@@ -255,6 +255,14 @@ class StoreContract:
             full = store.stat("a/b/two.txt")
             assert full.content_md5 == md5(b"333")
 
+    def test_walk_missing_ok(self, store, missing_store):
+        store.write("d/f.txt", DATA)
+        assert list(store.walk("nope/deeper", missing_ok=True)) == []
+        assert list(store.walk("d/f.txt", missing_ok=True)) == []
+        assert listing(store.walk("d", missing_ok=True)) == {"d/f.txt": (False, len(DATA))}
+        with pytest.raises(FileNotFoundError):
+            list(missing_store.walk("any/path", missing_ok=True))
+
     # -- directories ----------------------------------------------------------------------------
 
     def test_makedirs_makes_an_empty_directory(self, store):

@@ -51,9 +51,13 @@ def job() -> None:
 @click.option("--no-container", is_flag=True, help="Run the job's command on the host even though job.json names "
               "a container image (for nodes without docker, podman or apptainer).")
 @click.option("--strict", is_flag=True, help="Treat unknown keys in job.json as errors.")
+@click.option("--stream", is_flag=True, help="Then stream the job's stdout.txt (stdout-wk-0.txt for one process "
+              "per node) until it ends; stdout carries the log instead of the job's JSON.")
+@click.option("--wait", is_flag=True, help="Then wait for the job to end and exit with its exit code.")
 @pass_app
 def create(app, resource_group, workspace, experiment, name, config_file, cluster, nfs, nfs_mount_path, afs_name,
-           afs_mount_path, bfs_name, bfs_mount_path, storage_account_name, storage_account_key, no_container, strict):
+           afs_mount_path, bfs_name, bfs_mount_path, storage_account_name, storage_account_key, no_container, strict,
+           stream, wait):
     """Create a job: queue it on a cluster and return at once; it runs detached from this command.
 
     \b
@@ -63,18 +67,26 @@ def create(app, resource_group, workspace, experiment, name, config_file, cluste
       Run a recipe's job.json, with the storage account its placeholders name.
         batchai job create -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob -c MyCluster -f job.json \\
             --storage-account-name MyAccount --storage-account-key MyKey
+      Run a job in CI: show its output as it runs, and fail the step if the job fails.
+        batchai job create -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob -c MyCluster -f job.json \\
+            --stream --wait
     """
     from batchai_cli.services.clusters import resolve_cluster
 
     (rid,) = _targets(app, (), resource_group, workspace, experiment, name)
     cluster_rid = resolve_cluster(app.session, cluster, resource_group=resource_group,
                                   workspace=workspace) if cluster else None
-    return jobs.create_job(
+    created = jobs.create_job(
         app.session, rid, config_file=config_file, cluster=cluster_rid, no_container=no_container, strict=strict,
         storage_account_name=storage_account_name, storage_account_key=storage_account_key,
         nfs_id=file_server_id(app, nfs, resource_group, workspace), nfs_mount_path=nfs_mount_path,
         afs_name=afs_name, afs_mount_path=afs_mount_path, bfs_name=bfs_name, bfs_mount_path=bfs_mount_path,
     )
+    if stream or wait:
+        from batchai_cli.cli.job_file import follow_created
+
+        return follow_created(app, rid, stream=stream, wait=wait)
+    return created
 
 
 def _resource_options(function):
@@ -238,3 +250,8 @@ def _duration(start: str | None, end: str | None) -> str:
     if not start or not end:
         return "unknown"
     return str(datetime.fromisoformat(end) - datetime.fromisoformat(start))
+
+
+from batchai_cli.cli.job_file import file as _file  # noqa: E402 - job_file needs `job` importable first
+
+job.add_command(_file)

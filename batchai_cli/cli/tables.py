@@ -95,3 +95,27 @@ def remote_logins(data: Any) -> list[dict]:
         {"ID": item.get("nodeId"), "IP": item.get("ipAddress"), "SSH Port": int(item.get("port") or 0)}
         for item in _items(data)
     ]
+
+
+def job_files(data: Any) -> list[dict]:
+    # Size None (shown empty) for directories keeps the column numeric, so sizes align right as in az.
+    return [
+        {
+            "Name": item.get("name"),
+            "Type": item.get("fileType"),
+            "Size": None if item.get("fileType") == "directory" else item.get("contentLength"),
+            "Modified": item.get("lastModified") or " ",
+        }
+        for item in _items(data)
+    ]
+
+
+def cluster_files(data: Any) -> list[dict]:
+    return [
+        {
+            "Name": item.get("name"),
+            "Is directory": "yes" if item.get("is_directory") else "no",
+            "Size": None if item.get("size") is None else item.get("size") or 0,
+        }
+        for item in _items(data)
+    ]

@@ -10,11 +10,22 @@ mkdir -p demo-output
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; "$@"; }
 
-step batchai --version
 step batchai workspace create -g demo-rg -n demo-ws -l eastus -o table
-step batchai configure --defaults group=demo-rg workspace=demo-ws
-step batchai experiment create -n exp1 -o table
-step batchai experiment list -o table
-step batchai workspace show --query "{name: name, id: id}"
+step batchai configure --defaults group=demo-rg workspace=demo-ws experiment=demo-exp
+step batchai experiment create -n demo-exp -o table
+# A local cluster: two nodes that are slots on this machine. (-p: az insists on an admin account.)
+step batchai cluster create -n local -s Standard_NC6 -t 2 -u demo -p 'demo-Passw0rd' -o table
+step batchai job create -n train -c local -f examples/local/job.json -o table
+step batchai job wait -n train
+step batchai job show -n train -o table
+step batchai cluster show -n local -o table
 
-printf '\nThe demo state is in %s (BATCHAI_HOME).\n' "$BATCHAI_HOME" >&2
+segment=$(batchai job show -n train --query jobOutputDirectoryPathSegment -o tsv)
+storage="demo-output/storage/$segment"
+printf '\n\033[1mThe job wrote (a local folder standing in for Azure storage):\033[0m\n' >&2
+(cd "$storage" && find . -type f | sort) >&2
+printf '\n\033[1m%s/stdouterr/stdout.txt:\033[0m\n' "$storage" >&2
+cat "$storage/stdouterr/stdout.txt"
+printf '\n\033[1m%s/outputs/model/model.json:\033[0m\n' "$storage" >&2
+cat "$storage/outputs/model/model.json"
+printf '\n\nThe demo state is in %s (BATCHAI_HOME).\n' "$BATCHAI_HOME" >&2

@@ -59,6 +59,7 @@ def create_job(
     for problem in warnings:
         log.warning("%s", _problem_text(problem, config_file))
     properties = request["properties"]
+    _absolute_local_paths(properties, os.path.dirname(os.path.abspath(config_file)))
     cluster_rid = ids.parse(properties["cluster"]["id"], expect="cluster")
     cluster_body = session.state.get(cluster_rid)
     if cluster_body is None:
@@ -100,6 +101,24 @@ def create_job(
         raise not_found(rid.parent) from None
     _start_runner(session, rid)
     return get_job(session, rid)
+
+
+def _absolute_local_paths(properties: dict, base: str) -> None:
+    """Local folders given as relative paths are relative to job.json's folder (like a compose file's),
+    made absolute here so the job and `job file` commands agree wherever they run from."""
+
+    def absolute(path: str | None) -> str | None:
+        if not path or path.startswith(("$", "/", "~")) or "://" in path:
+            return path
+        return os.path.normpath(os.path.join(base, path))
+
+    properties["stdOutErrPathPrefix"] = absolute(properties.get("stdOutErrPathPrefix"))
+    for directory in properties.get("outputDirectories") or []:
+        directory["pathPrefix"] = absolute(directory.get("pathPrefix"))
+    for directory in properties.get("inputDirectories") or []:
+        directory["path"] = absolute(directory.get("path"))
+    for folder in (properties.get("mountVolumes") or {}).get("localFolders") or []:
+        folder["path"] = absolute(folder.get("path"))
 
 
 def _exists() -> AlreadyExists:

@@ -307,6 +307,7 @@ class FileStream:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         read_at, delay = self.offset, self.poll
         while True:
+            started = time.monotonic()
             job = self._job()
             ended = job["executionState"] in TERMINAL
             got = False
@@ -332,7 +333,8 @@ class FileStream:
                 yield "end", job
                 return
             delay = self.poll if got else min(delay * 1.5, self.max_poll)
-            time.sleep(delay)
+            # The period, not the pause, is `delay`: a slow read does not push every later one back.
+            time.sleep(max(0.0, delay - (time.monotonic() - started)))
 
 
 def _env_seconds(name: str, default: float) -> float:

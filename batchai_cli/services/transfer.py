@@ -393,9 +393,10 @@ def _finish(
         lines = [f"  {failure['path']}: {failure['error']}" for failure in outcome.failed[:MAX_LISTED_FAILURES]]
         if len(outcome.failed) > MAX_LISTED_FAILURES:
             lines.append(f"  ... and {len(outcome.failed) - MAX_LISTED_FAILURES} more")
+        # The advice goes first: the list after it may be long, and is the last thing on screen.
         raise StorageError(
-            f"{len(outcome.failed)} of {total} files failed to {verb}:\n" + "\n".join(lines),
-            hint="Run the same command again with --skip-unchanged to finish the job.",
+            f"{len(outcome.failed)} of {total} files failed to {verb} (run the same command again with "
+            "--skip-unchanged to finish the job):\n" + "\n".join(lines)
         )
     return summary
 

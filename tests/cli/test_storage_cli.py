@@ -249,3 +249,43 @@ def test_share_create(batchai, azfiles_emulator, monkeypatch):
         "ERROR: The share 'no-such-share' does not exist in storage account 'devstoreaccount1'. "
         "Create it with `batchai storage share create -n no-such-share`, or add --create-share.\n",
     )
+
+
+def test_a_progress_bar_on_a_terminal_and_none_without(account, azurite_container, source, tmp_path):
+    """stderr on a pseudo-terminal gets rich's bar (then the summary); --no-progress and pipes do not."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    def run(*extra: str) -> str:
+        leader, follower = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "batchai_cli", "storage", "blob", "upload-batch", "-s", str(source),
+             "-d", azurite_container, "--overwrite", "-o", "none", *extra],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=follower,
+            env={**os.environ, "BATCHAI_HOME": str(tmp_path / "home"), "COLUMNS": "100"},
+        )  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the pty closes when the process exits
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=60)
+        os.close(leader)
+        assert process.returncode == 0
+        return b"".join(chunks).decode()
+
+    with_bar = run()
+    assert "uploading" in with_bar and "2/2 files" in with_bar
+    assert with_bar.rstrip().endswith("skipped 0, failed 0.")
+    without = run("--no-progress")
+    assert "uploading" not in without
+    assert clean(without).strip() == "Uploaded 2 files (9 bytes) in <S> s; skipped 0, failed 0."

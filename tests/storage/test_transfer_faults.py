@@ -76,7 +76,10 @@ def test_the_service_going_away_mid_upload(azurite, azurite_container, tmp_path,
     failed = {f["path"] for f in summary["failed_files"]}
     assert uploaded | failed == set(files) and not uploaded & failed
     assert 100 <= len(uploaded) < 600
-    assert str(error).startswith(f"{len(failed)} of 600 files failed to upload:\n  part-")
+    assert str(error).startswith(
+        f"{len(failed)} of 600 files failed to upload (run the same command again with --skip-unchanged to "
+        "finish the job):\n  part-"
+    )
     assert "did not answer: connection refused" in str(error)
     assert "not attempted" in str(error)
     assert str(error).count("\n  ") == 21  # 20 files and "... and N more"

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format completions docs check-generated bench clean
+.PHONY: install demo demo-azurite test test-fast lint format completions docs check-generated bench clean
 
 install: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./examples/demo.sh
+
+demo-azurite: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./examples/azurite/run.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -36,6 +39,11 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_startup.py
+
+# batchai upload-batch vs az vs a raw PUT ceiling on Azurite; installs azure-cli into .bench/ once.
+.PHONY: bench-upload
+bench-upload: $(STAMP)
+	$(BIN)/python bench/bench_upload.py
 
 # batchai job file stream: line latency (p50/p99) on a local folder and Azurite Blob, against az's 1 s poll.
 .PHONY: bench-stream

@@ -98,12 +98,14 @@ def test_custom_mpi_starts_every_rank_from_the_master(lab, two_nodes, tmp_path):
     out = tmp_path / "out"
     job = {"nodeCount": 2, "stdOutErrPathPrefix": str(out),
            "customMpiSettings": {"processCount": 4, "commandLine":
-                                 "python3 -c \"import os; print('rank', os.environ['OMPI_COMM_WORLD_RANK'])\""}}
+                                 "python3 -c \"import os; r = os.environ['OMPI_COMM_WORLD_RANK']; "
+                                 "open(os.environ['AZ_BATCHAI_SHARED_JOB_TEMP'] + '/rank-' + r, 'w').write(r)\""}}
     assert lab.submit("mpi", job, cluster="two").code == 0
     waited = lab.wait("mpi")
     shown = lab.show("mpi")
     folder = out / shown["jobOutputDirectoryPathSegment"] / "stdouterr"
     assert waited.code == 0, (folder / "stderr.txt").read_text()
-    assert sorted((folder / "stdout.txt").read_text().splitlines()) == ["rank 0", "rank 1", "rank 2", "rank 3"]
-    hostfile = lab.home / "shared" / "jobs" / shown["jobOutputDirectoryPathSegment"].rsplit("/", 1)[1] / "hostfile"
-    assert hostfile.read_text() == "localhost slots=8\n"
+    # Every rank ran (ranks' output to one stdout interleaves, so each leaves a file instead).
+    shared = lab.home / "shared" / "jobs" / shown["jobOutputDirectoryPathSegment"].rsplit("/", 1)[1]
+    assert sorted(p.name for p in shared.glob("rank-*")) == ["rank-0", "rank-1", "rank-2", "rank-3"]
+    assert (shared / "hostfile").read_text() == "localhost slots=8\n"

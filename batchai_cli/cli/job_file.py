@@ -8,6 +8,7 @@ arrives; everything else (waiting, the offset reached on Ctrl-C) goes to stderr.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -25,8 +26,10 @@ from batchai_cli.cli.options import (
     workspace_option,
 )
 from batchai_cli.cli.targets import resolve_targets
-from batchai_cli.services import files
 
+# services.files loads the storage layer, so it is imported in the commands, not here: `batchai job
+# list` and `batchai cluster show` load this module too.
+STDOUTERR = "stdouterr"
 _ID_HELP = ('The Id of the job\'s output directory (as specified by "id" element in outputDirectories collection in '
             "the job create parameters).")
 _EXPIRY = click.option("--expiry", type=click.IntRange(5, 600), default=60, show_default=True,
@@ -37,7 +40,7 @@ def _job_options(function):
     for decorator in reversed([
         resource_group_option(), workspace_option(), experiment_option(),
         name_option("-j", "--job", kind="job", help="Name of job.", required=True),
-        click.option("-d", "--output-directory-id", default=files.STDOUTERR, show_default=True, help=_ID_HELP),
+        click.option("-d", "--output-directory-id", default=STDOUTERR, show_default=True, help=_ID_HELP),
         click.option("-p", "--path", default=".", show_default=True,
                      help="Relative path in the given output directory ('..' is refused)."),
     ]):
@@ -77,6 +80,8 @@ def list_(app, resource_group, workspace, experiment, name, output_directory_id,
       Make the download URLs valid for 15 minutes.
         batchai job file list -g MyResourceGroup -w MyWorkspace -e MyExperiment -j MyJob --expiry 15
     """
+    from batchai_cli.services import files
+
     rid = _job(app, resource_group, workspace, experiment, name)
     return files.list_files(app.session, rid, output_directory_id=output_directory_id, path=path,
                             expiry_minutes=expiry)
@@ -139,6 +144,7 @@ def download(app, resource_group, workspace, experiment, name, output_directory_
         batchai job file download -g MyResourceGroup -w MyWorkspace -e MyExperiment -j MyJob -d MODEL --dest model
     """
     from batchai_cli.cli.storage import Reporter
+    from batchai_cli.services import files
 
     rid = _job(app, resource_group, workspace, experiment, name)
     reporter = Reporter("Downloaded", show_bar=not no_progress and sys.stderr.isatty(),
@@ -179,6 +185,8 @@ def cluster_file_list(app, resource_group, workspace, cluster_name, path, expiry
       List the files of a subfolder, with download URLs valid for 15 minutes.
         batchai cluster file list -g MyResourceGroup -w MyWorkspace -c MyCluster -p sub/dir --expiry 15
     """
+    from batchai_cli.services import files
+
     (rid,) = resolve_targets(app, "cluster", (), resource_group, [("workspace", workspace, "--workspace"),
                                                                    ("cluster", cluster_name, "--cluster")])
     return files.list_cluster_files(app.session, rid, path=path, expiry_minutes=expiry)
@@ -231,10 +239,11 @@ def _write(text: str) -> None:
     out.flush()
 
 
-def follow(app, rid, file_name: str, *, output_directory_id: str = files.STDOUTERR, path: str = ".",
+def follow(app, rid, file_name: str, *, output_directory_id: str = STDOUTERR, path: str = ".",
            offset: int = 0, tail: int | None = None, wait: bool = False) -> None:
     """Write a job's file to stdout until the job ends; with `wait`, exit with the job's exit code."""
     from batchai_cli import log
+    from batchai_cli.services import files
 
     stream_ = files.FileStream(app.session, rid, file_name, output_directory_id=output_directory_id, path=path,
                                offset=offset, tail=tail)
@@ -259,6 +268,11 @@ def follow(app, rid, file_name: str, *, output_directory_id: str = files.STDOUTE
         sys.stderr.write(f"Stopped at byte offset {reached}; resume with --offset {reached}\n")
         sys.stderr.flush()
         return
+    except BrokenPipeError:
+        # The reader left (`| head`): done, exit 0. Handled here because Click turns EPIPE into exit 1
+        # before main() sees it; stdout goes to /dev/null so the final flush has nowhere to fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     if wait and ended is not None:
         from batchai_cli.cli.job import _report_end
 
@@ -269,6 +283,8 @@ def follow_created(app, rid, *, stream: bool, wait: bool):
     """`job create --stream/--wait`: follow the new job's stdout, or wait for it; the exit code is
     the job's with --wait. Returns what create prints (nothing when the log was streamed)."""
     if stream:
+        from batchai_cli.services import files
+
         properties = app.session.state.get_private(rid).get("properties") or {}
         follow(app, rid, files.main_log_name(properties), wait=wait)
         return None

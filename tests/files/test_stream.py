@@ -224,3 +224,14 @@ def test_ten_megabytes_streamed_while_written_equal_the_file(lab, tmp_path, back
     expected = "".join(("é€😀 %07d " * 8 + "\n") % ((i,) * 8) for i in range(80000)).encode()
     assert len(expected) > 10_000_000
     assert shown == expected
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("j", custom(python_job(
+        "import time\nfor i in range(40):\n    print(f'line {i}', flush=True)\n    time.sleep(0.05)"), out))
+    process = stream_process("j", "-f", "stdout.txt")  # as in `batchai job file stream ... | head -1`
+    assert process.stdout.readline() == b"line 0\n"
+    process.stdout.close()
+    assert process.wait(timeout=60) == 0
+    assert b"Error" not in process.stderr.read()

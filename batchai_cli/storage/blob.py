@@ -16,23 +16,19 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import os
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
 from batchai_cli.errors import StorageError
+from batchai_cli.storage._azure import AzureStore, upload_in_chunks
 from batchai_cli.storage._rest import (
     AccessDenied,
-    Response,
     RestClient,
-    credentials_error,
     http_date,
     md5_header,
     quoted_etag,
@@ -41,7 +37,6 @@ from batchai_cli.storage.base import (
     Entry,
     MiB,
     Progress,
-    Store,
     base_name,
     check_md5,
     clean_path,
@@ -70,11 +65,14 @@ class _Listed:
     is_folder_marker: bool = False
 
 
-class BlobStore(Store):
+class BlobStore(AzureStore):
     """A container (and optional prefix) in Azure Blob Storage, Azurite included."""
 
     scheme = "azureblob"
     stores_md5 = True
+    service = "blob"
+    root_kind = "container"
+    root_missing_code = "ContainerNotFound"
 
     def __init__(
         self,
@@ -87,59 +85,21 @@ class BlobStore(Store):
         single_put_max: int = 32 * MiB,
         client: RestClient | None = None,
     ):
-        self.container = container
-        self.prefix = clean_path(prefix)
-        self.credentials = credentials
-        self.client = client or RestClient(credentials.endpoint("blob"), credentials)
-        self.page_size = page_size
-        self.block_size = block_size
+        super().__init__(
+            container, prefix, credentials=credentials, page_size=page_size, block_size=block_size, client=client
+        )
         self.single_put_max = single_put_max
 
-    def __repr__(self) -> str:
-        return f"BlobStore({self.url()!r}, auth={self.credentials.kind})"
+    @property
+    def container(self) -> str:
+        return self.root
 
-    # -- names --------------------------------------------------------------------------------
-
-    def _name(self, path: str) -> str:
-        return join_path(self.prefix, clean_path(path))
-
-    def _relative(self, name: str) -> str:
-        return name[len(self.prefix) + 1 :] if self.prefix else name
+    @property
+    def prefix(self) -> str:
+        return self.sub_path
 
     def _blob_path(self, name: str) -> str:
-        return self.client.path_for(self.container, name)
-
-    def url(self, path: str = "") -> str:
-        return self.client.url_for(self.container, self._name(path))
-
-    # -- errors -------------------------------------------------------------------------------
-
-    def _error(self, response: Response, path: str = "") -> Exception:
-        """The Python error for a failed response about `path` (a store path)."""
-        code = response.error_code
-        where = self.url(path)
-        account = self.credentials.account_name or self.client.host
-        if response.status == 404 or code in ("ContainerNotFound", "BlobNotFound", "ResourceNotFound"):
-            if code == "ContainerNotFound":
-                return FileNotFoundError(
-                    f"The container '{self.container}' does not exist in storage account '{account}'."
-                )
-            return FileNotFoundError(f"No such blob or directory: {where}")
-        if code in ("BlobAlreadyExists", "ContainerAlreadyExists"):
-            return FileExistsError(f"Already exists: {where}")
-        if response.status in (401, 403):
-            return credentials_error(self.credentials, code, account)
-        if code in ("InvalidResourceName", "OutOfRangeInput", "InvalidUri") and response.status == 400:
-            return StorageError(
-                f"'{self.container}' is not a valid container name, or the blob name is too long ({code}).",
-                hint="Container names are 3-63 lower-case letters, digits and hyphens.",
-            )
-        return StorageError(f"Azure Blob request for {where} failed: {response.status} {code}.")
-
-    def _check(self, response: Response, path: str = "", ok: tuple[int, ...] = (200, 201, 202, 206)) -> Response:
-        if response.status not in ok:
-            raise self._error(response, path)
-        return response
+        return self.client.path_for(self.root, name)
 
     # -- listing ------------------------------------------------------------------------------
 
@@ -359,52 +319,16 @@ class BlobStore(Store):
         progress: Progress | None,
     ) -> Entry:
         blob_path = self._blob_path(self._name(path))
-        # Block ids must all have one length; the index alone makes a re-run reuse the same ids.
         block_size = max(self.block_size, -(-os.path.getsize(local_path) // 50_000))
-        digest = hashlib.md5()
-        total = 0
-        block_ids: list[str] = []
-        in_flight = threading.BoundedSemaphore(max_concurrency + 2)
-        failed = threading.Event()
-        futures: list[Future[None]] = []
 
-        def put_block(block_id: str, chunk: bytes) -> None:
-            try:
-                if failed.is_set():
-                    return
-                response = self.client.request(
-                    "PUT", blob_path, query=[("comp", "block"), ("blockid", block_id)], body=chunk
-                )
-                if not response.ok:
-                    failed.set()
-                    raise self._error(response, path)
-                if progress:
-                    progress(len(chunk))
-            except BaseException:
-                failed.set()
-                raise
-            finally:
-                in_flight.release()
+        def put_block(index: int, _offset: int, chunk: bytes) -> None:
+            query = [("comp", "block"), ("blockid", _block_id(index))]
+            self._check(self.client.request("PUT", blob_path, query=query, body=chunk), path)
 
-        with ThreadPoolExecutor(max_workers=max_concurrency) as pool, open(local_path, "rb") as f:
-            while not failed.is_set():
-                in_flight.acquire()
-                chunk = f.read(block_size)
-                if not chunk:
-                    in_flight.release()
-                    break
-                digest.update(chunk)
-                total += len(chunk)
-                block_id = base64.b64encode(f"{len(block_ids):08d}".encode()).decode()
-                block_ids.append(block_id)
-                futures.append(pool.submit(put_block, block_id, chunk))
-                del chunk
-        for future in futures:
-            future.result()
-        md5 = digest.digest()
+        md5, total, count = upload_in_chunks(local_path, block_size, max_concurrency, put_block, progress)
         body = (
             '<?xml version="1.0" encoding="utf-8"?><BlockList>'
-            + "".join(f"<Latest>{escape(b)}</Latest>" for b in block_ids)
+            + "".join(f"<Latest>{escape(_block_id(index))}</Latest>" for index in range(count))
             + "</BlockList>"
         ).encode()
         headers = {"x-ms-blob-content-md5": base64.b64encode(md5).decode(), "Content-Type": "application/xml"}
@@ -500,30 +424,17 @@ class BlobStore(Store):
         if response.status not in (202, 404):
             raise self._error(response, path)
 
-    def download_url(self, path: str, *, expiry_minutes: int = 60) -> str:
-        path = clean_path(path)
-        url = self.url(path)
-        kind = self.credentials.kind
-        if kind == "sas":
-            return f"{url}?{self.credentials.sas_token}"
-        if kind == "anonymous":
-            return url
-        if kind == "login":
-            raise StorageError(
-                "A download URL needs a SAS, which --auth-mode login cannot sign here.",
-                hint="Give --account-key or --sas-token as well.",
-            )
+    def _sign_sas(self, name: str, expiry: datetime) -> str:
         from azure.storage.blob import generate_blob_sas
 
-        sas = generate_blob_sas(
+        return generate_blob_sas(
             account_name=self.credentials.account_name,
-            container_name=self.container,
-            blob_name=self._name(path),
+            container_name=self.root,
+            blob_name=name,
             account_key=self.credentials.account_key,
             permission="rl",
-            expiry=datetime.now(timezone.utc) + timedelta(minutes=expiry_minutes),
+            expiry=expiry,
         )
-        return f"{url}?{sas}"
 
     def create_root(self) -> bool:
         response = self.client.request("PUT", self.client.path_for(self.container), query=[("restype", "container")])
@@ -540,8 +451,10 @@ class BlobStore(Store):
         self._check(response)
         return True
 
-    def close(self) -> None:
-        self.client.close()
+
+def _block_id(index: int) -> str:
+    """Block ids must all have one length; the index alone makes a re-run reuse the same ids."""
+    return base64.b64encode(f"{index:08d}".encode()).decode()
 
 
 def _resolve_markers(items: Iterator[_Listed], *, keep_dirs: bool) -> Iterator[tuple[_Listed, bool]]:

@@ -16,21 +16,18 @@ grows the file and puts the range, which is safe for the one writer per log file
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from batchai_cli.errors import StorageError
-from batchai_cli.storage._rest import Response, RestClient, credentials_error, http_date, md5_header, quoted_etag
+from batchai_cli.storage._azure import AzureStore, upload_in_chunks
+from batchai_cli.storage._rest import Response, RestClient, http_date, md5_header, quoted_etag
 from batchai_cli.storage.base import (
     Entry,
     MiB,
     Progress,
-    Store,
     base_name,
     check_md5,
     clean_path,
@@ -52,11 +49,14 @@ _CONTENT_HEADERS = {
 }
 
 
-class FileShareStore(Store):
+class FileShareStore(AzureStore):
     """A share (and optional directory) in Azure Files, or in the Azure Files emulator."""
 
     scheme = "azurefile"
     stores_md5 = True
+    service = "file"
+    root_kind = "share"
+    root_missing_code = "ShareNotFound"
 
     def __init__(
         self,
@@ -68,50 +68,17 @@ class FileShareStore(Store):
         block_size: int = RANGE_MAX,
         client: RestClient | None = None,
     ):
-        self.share = share
-        self.directory = clean_path(directory)
-        self.credentials = credentials
-        self.client = client or RestClient(credentials.endpoint("file"), credentials)
-        self.page_size = page_size
-        self.block_size = block_size
+        super().__init__(
+            share, directory, credentials=credentials, page_size=page_size, block_size=block_size, client=client
+        )
 
-    def __repr__(self) -> str:
-        return f"FileShareStore({self.url()!r}, auth={self.credentials.kind})"
+    @property
+    def share(self) -> str:
+        return self.root
 
-    # -- names and errors ---------------------------------------------------------------------
-
-    def _name(self, path: str) -> str:
-        return join_path(self.directory, clean_path(path))
-
-    def _path(self, path: str) -> str:
-        return self.client.path_for(self.share, self._name(path))
-
-    def url(self, path: str = "") -> str:
-        return self.client.url_for(self.share, self._name(path))
-
-    def _error(self, response: Response, path: str = "") -> Exception:
-        code = response.error_code
-        account = self.credentials.account_name or self.client.host
-        if code == "ShareNotFound":
-            return FileNotFoundError(f"The share '{self.share}' does not exist in storage account '{account}'.")
-        if response.status == 404:
-            return FileNotFoundError(f"No such file or directory: {self.url(path)}")
-        if code in ("ResourceAlreadyExists", "ShareAlreadyExists"):
-            return FileExistsError(f"Already exists: {self.url(path)}")
-        if response.status in (401, 403):
-            return credentials_error(self.credentials, code, account)
-        if response.status == 400 and code in ("InvalidResourceName", "OutOfRangeInput", "InvalidUri"):
-            return StorageError(
-                f"'{self.share}' is not a valid share name, or the path is not a valid file name ({code}).",
-                hint="Share names are 3-63 lower-case letters, digits and hyphens; "
-                'file names may not hold \\ / : | < > * ? ".',
-            )
-        return StorageError(f"Azure Files request for {self.url(path)} failed: {response.status} {code}.")
-
-    def _check(self, response: Response, path: str = "") -> Response:
-        if not response.ok:
-            raise self._error(response, path)
-        return response
+    @property
+    def directory(self) -> str:
+        return self.sub_path
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -330,42 +297,14 @@ class FileShareStore(Store):
                 progress(len(data))
             return entry
         self._create_file(path, size, content_type)
-        chunk_size = min(self.block_size, RANGE_MAX)
-        digest = hashlib.md5()
-        total = 0
-        max_concurrency = max(1, max_concurrency)
-        in_flight = threading.BoundedSemaphore(max_concurrency + 2)
-        failed = threading.Event()
-        futures: list[Future[None]] = []
 
-        def put(chunk: bytes, offset: int) -> None:
-            try:
-                if not failed.is_set():
-                    self._put_range(path, chunk, offset)
-                    if progress:
-                        progress(len(chunk))
-            except BaseException:
-                failed.set()
-                raise
-            finally:
-                in_flight.release()
+        def put(_index: int, offset: int, chunk: bytes) -> None:
+            self._put_range(path, chunk, offset)
 
-        with ThreadPoolExecutor(max_workers=max_concurrency) as pool, open(local_path, "rb") as f:
-            while not failed.is_set():
-                in_flight.acquire()
-                chunk = f.read(chunk_size)
-                if not chunk:
-                    in_flight.release()
-                    break
-                digest.update(chunk)
-                futures.append(pool.submit(put, chunk, total))
-                total += len(chunk)
-                del chunk
-        for future in futures:
-            future.result()
+        md5, total, _ = upload_in_chunks(local_path, min(self.block_size, RANGE_MAX), max_concurrency, put, progress)
         if total != size:
             raise StorageError(f"{local_path} changed size while it was uploaded.", hint="Run the upload again.")
-        return self._finish(path, total, digest.digest(), content_type)
+        return self._finish(path, total, md5, content_type)
 
     def append(self, path: str, data: bytes, offset: int) -> int:
         path = clean_path(path)
@@ -430,31 +369,17 @@ class FileShareStore(Store):
                     self._check(response, entry.path)
         self._check(self.client.request("DELETE", self._path(path), query=[("restype", "directory")]), path)
 
-    def download_url(self, path: str, *, expiry_minutes: int = 60) -> str:
-        path = clean_path(path)
-        url = self.url(path)
-        kind = self.credentials.kind
-        if kind == "sas":
-            return f"{url}?{self.credentials.sas_token}"
-        if kind == "anonymous":
-            return url
-        if kind == "login":
-            raise StorageError(
-                "A download URL needs a SAS, which --auth-mode login cannot sign here.",
-                hint="Give --account-key or --sas-token as well.",
-            )
+    def _sign_sas(self, name: str, expiry: datetime) -> str:
         from azure.storage.fileshare import generate_file_sas
 
-        name = self._name(path)
-        sas = generate_file_sas(
+        return generate_file_sas(
             account_name=self.credentials.account_name,
-            share_name=self.share,
+            share_name=self.root,
             file_path=name.split("/"),
             account_key=self.credentials.account_key,
             permission="rl",
-            expiry=datetime.now(timezone.utc) + timedelta(minutes=expiry_minutes),
+            expiry=expiry,
         )
-        return f"{url}?{sas}"
 
     def create_root(self) -> bool:
         response = self.client.request("PUT", self.client.path_for(self.share), query=[("restype", "share")])
@@ -487,6 +412,3 @@ class FileShareStore(Store):
             return False
         self._check(response)
         return True
-
-    def close(self) -> None:
-        self.client.close()

@@ -268,6 +268,12 @@ class Store(ABC):
         uploads whose memory stays near block_size x max_concurrency.
         FileNotFoundError when `local_path` does not exist; otherwise the errors of write().
         """
+        return self._upload_whole(path, local_path, content_type, progress)
+
+    def _upload_whole(
+        self, path: str, local_path: str | os.PathLike[str], content_type: str | None, progress: Progress | None
+    ) -> Entry:
+        """upload_file for a file small enough to hold in memory: one write()."""
         data = Path(local_path).read_bytes()
         entry = self.write(path, data, content_type=content_type)
         if progress:

@@ -302,12 +302,7 @@ class BlobStore(AzureStore):
             raise IsADirectoryError("The store's root is a directory; give a file path.")
         size = os.path.getsize(local_path)
         if size <= self.single_put_max:
-            with open(local_path, "rb") as f:
-                data = f.read()
-            entry = self.write(path, data, content_type=content_type)
-            if progress:
-                progress(len(data))
-            return entry
+            return self._upload_whole(path, local_path, content_type, progress)
         return self._upload_blocks(path, local_path, content_type, max(1, max_concurrency), progress)
 
     def _upload_blocks(

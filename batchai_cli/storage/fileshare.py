@@ -290,12 +290,7 @@ class FileShareStore(AzureStore):
             raise IsADirectoryError("The store's root is a directory; give a file path.")
         size = os.path.getsize(local_path)
         if size <= self.block_size:
-            with open(local_path, "rb") as f:
-                data = f.read()
-            entry = self.write(path, data, content_type=content_type)
-            if progress:
-                progress(len(data))
-            return entry
+            return self._upload_whole(path, local_path, content_type, progress)
         self._create_file(path, size, content_type)
 
         def put(_index: int, offset: int, chunk: bytes) -> None:

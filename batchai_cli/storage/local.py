@@ -171,8 +171,14 @@ class LocalStore(Store):
             if size != offset:
                 return self._settle_append(path, data, offset, size)
             written = 0
-            while written < len(data):
-                written += os.pwrite(fd, data[written:], offset + written)
+            try:
+                while written < len(data):
+                    written += os.pwrite(fd, data[written:], offset + written)
+            except OSError:
+                # A failed append (a full disk writes part of it) leaves the file as it was, so the
+                # retry appends at the same offset and the error stays the real one.
+                os.ftruncate(fd, offset)
+                raise
             return offset + written
         finally:
             os.close(fd)

@@ -254,6 +254,10 @@ class RestClient:
     def _bearer_token(self) -> str:
         with self._token_lock:
             if self._token is None or self._token[1] - time.time() < 300:
+                identity_log = logging.getLogger("azure.identity")
+                if identity_log.level == logging.NOTSET and not logging.getLogger().isEnabledFor(logging.DEBUG):
+                    # Its multi-line warning says what the one line raised below says; --debug keeps it.
+                    identity_log.setLevel(logging.ERROR)
                 try:
                     token = self.credentials.token_credential.get_token(STORAGE_SCOPE)
                 except Exception as exc:  # azure-identity raises many kinds; all mean "no token"

@@ -296,3 +296,23 @@ def test_a_stopped_server_is_a_storage_error():
     client = RestClient(credentials.blob_endpoint, credentials, retries=2)
     with pytest.raises(StorageError, match=f"127.0.0.1:{port} did not answer: connection refused"):
         BlobStore("c", credentials=credentials, client=client).stat("x")
+
+
+def test_login_without_a_token_is_one_line(azurite, azurite_container):
+    from azure.core.exceptions import ClientAuthenticationError
+
+    class NoLogin:
+        """A TokenCredential on a machine where nobody logged in."""
+
+        def get_token(self, *scopes, **kwargs):
+            raise ClientAuthenticationError("nobody is logged in here")
+
+    credentials = StorageCredentials(
+        account_name="devstoreaccount1", blob_endpoint=azurite.blob_endpoint, token_credential=NoLogin()
+    )
+    with pytest.raises(StorageError) as info:
+        BlobStore(azurite_container, credentials=credentials).write("x.txt", b"x")
+    assert str(info.value) == (
+        "--auth-mode login could not get a token for Azure Storage: nobody is logged in here "
+        "Run `az login`, or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET."
+    )

@@ -80,8 +80,11 @@ class TransportError(StorageError):
     """The service could not be reached (refused, reset, timed out) after every retry."""
 
 
-class AccessDenied(StorageError):
-    """The service refused the credentials, or they do not allow the operation (401/403)."""
+class AccessDenied(StorageError, PermissionError):
+    """The service refused the credentials, or they do not allow the operation (401/403).
+
+    Both a StorageError (the CLI shows its one line, exit 1) and Python's PermissionError.
+    """
 
 
 class RestClient:

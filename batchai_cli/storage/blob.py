@@ -7,9 +7,9 @@ URLs. Directories are name prefixes. Directory markers written by blobfuse, adlf
 prefix) are shown as directories and never as files; makedirs writes hdi_isfolder markers so an
 empty directory exists for list_dir and stat as it would on a file system.
 
-Every Azure error is translated where the request was made: 404 -> FileNotFoundError,
-BlobAlreadyExists -> FileExistsError, authorization failures -> PermissionError, rejected
-credentials -> StorageError with one line that names the account and never the key.
+Every Azure error is translated where the request was made (_azure.AzureStore._error): 404 ->
+FileNotFoundError, BlobAlreadyExists -> FileExistsError, 401/403 -> AccessDenied (a StorageError
+and a PermissionError) with one line that names the account and never the key.
 """
 
 from __future__ import annotations

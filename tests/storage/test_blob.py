@@ -181,6 +181,7 @@ def test_wrong_key_is_one_clear_line_without_the_key(azurite, azurite_container)
         "Check --account-key or AZURE_STORAGE_KEY."
     )
     assert str(info.value) == expected
+    assert isinstance(info.value, PermissionError)
     with pytest.raises(StorageError) as info:
         store.stat("x.txt")  # HEAD: no body, the code comes from x-ms-error-code
     assert str(info.value) == expected

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 
 from batchai_cli.storage.base import Store, join_path
 
@@ -68,13 +67,11 @@ class LogShipper:
         spool_dir: str,
         *,
         interval: float = 0.25,
-        on_error: Callable[[str], None] | None = None,
     ):
         self.store = store
         self.directory = directory
         self.spool_dir = spool_dir
         self.interval = interval
-        self.on_error = on_error
         self.streams: dict[str, Stream] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -122,18 +119,20 @@ class LogShipper:
             stream.shipped = self.store.append(stream.key, data, stream.shipped)
             stream.created = True
 
-    def close(self, *, attempts: int = 8) -> list[str]:
-        """Stop the thread and ship the rest, retrying with backoff. Returns one message per stream
-        that could not be shipped whole (empty when all is in storage)."""
+    def close(self, *, retry_seconds: float | None = None) -> list[str]:
+        """Stop the thread and ship the rest, retrying with backoff for up to `retry_seconds`
+        (default: $BATCHAI_LOG_RETRY_SECONDS, else 20). Returns one message per stream that could
+        not be shipped whole (empty when all is in storage)."""
+        if retry_seconds is None:
+            retry_seconds = float(os.environ.get("BATCHAI_LOG_RETRY_SECONDS", "20"))
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
+        deadline = time.monotonic() + retry_seconds
         delay = 0.2
-        for _attempt in range(attempts):
-            if self.ship_once():
-                break
-            time.sleep(delay)
+        while not self.ship_once() and time.monotonic() < deadline:
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 5.0)
         problems = []
         for stream in self.streams.values():

@@ -308,3 +308,44 @@ def test_twenty_jobs_of_five_megabytes_each_lose_nothing(lab, tmp_path):
         data = (lab.stdouterr(f"flood{n}", out) / "stdout.txt").read_bytes()
         assert len(data) == 5 * 1024 * 1024
         assert hashlib.sha256(data).hexdigest() == expected.hexdigest(), n
+
+
+@pytest.mark.slow
+def test_a_hundred_megabytes_written_quickly_all_arrive(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("loud", custom("head -c 100000000 /dev/zero | tr '\\0' 'x'", out))
+    assert lab.wait("loud", timeout=300).code == 0
+    stdout = lab.stdouterr("loud", out) / "stdout.txt"
+    assert stdout.stat().st_size == 100_000_000
+    with open(stdout, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            assert chunk.count(b"x") == len(chunk)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB file system for the job's output folder (a tmpfs; the tests run as root)."""
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], check=True)
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_full_output_disk_fails_the_job_and_keeps_the_log(lab, small_disk, monkeypatch):
+    monkeypatch.setenv("BATCHAI_LOG_RETRY_SECONDS", "1")  # the agent's final retries, shortened
+    lab.submit("full", custom("head -c 5000000 /dev/zero | tr '\\0' 'y'; echo done", small_disk))
+    waited = lab.wait("full", timeout=120)
+    assert waited.code == 1
+    shown = lab.show("full")
+    assert shown["executionState"] == "failed"
+    error = next(e for e in shown["executionInfo"]["errors"] if e["code"] == "LogShippingFailed")
+    assert error["message"].startswith("stdout.txt: ")
+    assert "No space left on device" in error["message"]
+    # What could not be written is kept on the node, whole, and the message says where.
+    spool = error["message"].split("they are kept in ")[1].rstrip(".")
+    with open(spool, "rb") as handle:
+        data = handle.read()
+    assert len(data) == 5_000_005 and data.endswith(b"ydone\n")

@@ -18,7 +18,7 @@ from batchai_cli.config.schemas import TOOLKIT_SETTINGS
 
 ACCOUNT_PLACEHOLDER = "<AZURE_BATCHAI_STORAGE_ACCOUNT>"
 KEY_PLACEHOLDER = "<AZURE_BATCHAI_STORAGE_KEY>"
-MOUNT_KINDS = ("azureFileShares", "azureBlobFileSystems", "fileServers", "unmanagedFileSystems")
+MOUNT_KINDS = ("azureFileShares", "azureBlobFileSystems", "fileServers", "unmanagedFileSystems", "localFolders")
 _FREE_PLACEHOLDER = re.compile(r"<[^<>\n]{1,80}>|\[[Yy]our [^\]\n]{1,80}\]|FILL-IN-HERE", re.I)
 _COMMAND_KEYS = {
     "commandLine",

@@ -222,6 +222,26 @@ def file_level(defs: dict[str, dict]) -> dict[str, dict]:
         )
     prop(defs, "JobBaseProperties.cluster")["description"] += " Usually left out: `job create -c` gives it."
 
+    defs["MountVolumes"]["properties"]["localFolders"] = {
+        "type": "array",
+        "items": {"$ref": "#/$defs/LocalFolderReference"},
+        "description": "A batchai extension that az and the Batch AI service ignore: folders on the node's "
+        "machine, linked at $AZ_BATCHAI_JOB_MOUNT_ROOT/<relativeMountPath> (job) or "
+        "$AZ_BATCHAI_MOUNT_ROOT/<relativeMountPath> (cluster).",
+    }
+    defs["LocalFolderReference"] = {
+        "title": "Local folder mount (batchai extension).",
+        "description": "A folder on the machine the nodes run on, linked into the mount root.",
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "minLength": 1, "description": "The folder: absolute, or relative to "
+                     "the job file's folder."},
+            "relativeMountPath": {"type": "string", "minLength": 1, "description": "Where it appears under the "
+                                  "mount root."},
+        },
+        "required": ["path", "relativeMountPath"],
+        "additionalProperties": False,
+    }
     defs["ClusterBaseProperties"]["properties"]["engine"] = {"$ref": "#/$defs/Engine"}
     defs["Engine"] = {
         "title": "Engine (batchai extension).",

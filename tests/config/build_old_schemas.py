@@ -73,8 +73,9 @@ def set_toolkits(defs: dict, toolkits: list[str]) -> None:
 
 def old_definitions(current: dict[str, dict], version: str) -> dict[str, dict]:
     defs = copy.deepcopy(current)
-    del defs["Engine"]
+    del defs["Engine"], defs["LocalFolderReference"]
     remove(defs["ClusterBaseProperties"], "engine")
+    remove(defs["MountVolumes"], "localFolders")
     for root in ("JobBaseProperties", "ClusterBaseProperties", "FileServerBaseProperties"):
         defs[root]["properties"]["location"] = copy.deepcopy(LOCATION)
 

@@ -349,3 +349,22 @@ def test_a_full_output_disk_fails_the_job_and_keeps_the_log(lab, small_disk, mon
     with open(spool, "rb") as handle:
         data = handle.read()
     assert len(data) == 5_000_005 and data.endswith(b"ydone\n")
+
+
+def test_a_local_folder_mount_is_linked(lab, tmp_path):
+    """batchai's localFolders extension: a folder of this machine at $AZ_BATCHAI_JOB_MOUNT_ROOT/data."""
+    data = tmp_path / "dataset"
+    data.mkdir()
+    (data / "train.csv").write_text("1,2\n")
+    out = tmp_path / "out"
+    job = custom("cat $AZ_BATCHAI_JOB_MOUNT_ROOT/data/train.csv; echo new > $AZ_BATCHAI_JOB_MOUNT_ROOT/data/made.txt",
+                 out, mountVolumes={"localFolders": [{"path": str(data), "relativeMountPath": "data"}]})
+    assert lab.submit("linked", job).code == 0
+    assert lab.wait("linked").code == 0
+    assert (lab.stdouterr("linked", out) / "stdout.txt").read_text() == "1,2\n"
+    assert (data / "made.txt").read_text() == "new\n"
+    clash = custom("true", out, mountVolumes={"localFolders": [{"path": str(data), "relativeMountPath": "afs"}]})
+    refused = lab.submit("clash", clash, "--afs-name", "share", "--storage-account-name", "acct",
+                         "--storage-account-key", "a2V5")
+    assert refused.code == 1
+    assert 'two mounts on relativeMountPath "afs"' in refused.err

@@ -255,3 +255,26 @@ def _duration(start: str | None, end: str | None) -> str:
 from batchai_cli.cli.job_file import file as _file  # noqa: E402 - job_file needs `job` importable first
 
 job.add_command(_file)
+
+
+@job.group("node")
+def node() -> None:
+    """Commands to work with the nodes a job runs on."""
+
+
+@node.command("list", table=tables.remote_logins)
+@resource_group_option()
+@workspace_option()
+@experiment_option()
+@click.option("-j", "--job", "job_name", required=True, help="Name of job.")
+@pass_app
+def node_list(app, resource_group, workspace, experiment, job_name):
+    """List the nodes a running job holds, with how to reach them.
+
+    \b
+    Examples:
+      List a job's nodes.
+        batchai job node list -g MyResourceGroup -w MyWorkspace -e MyExperiment -j MyJob -o table
+    """
+    (rid,) = _targets(app, (), resource_group, workspace, experiment, job_name)
+    return jobs.list_remote_login_information(app.session, rid)

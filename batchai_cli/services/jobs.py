@@ -372,3 +372,16 @@ def wait_events(
             return
         time.sleep(interval)
         job = get_job(session, rid)
+
+
+def list_remote_login_information(session: Session, rid: ResourceId) -> list[dict]:
+    """The nodes a job runs on (none once it has ended), as az's remote login list."""
+    from batchai_cli.services.clusters import node_ids
+
+    job = get_job(session, rid)
+    run = session.state.get_run(rid.key)
+    if not run or not run["nodes"]:
+        return []
+    cluster_rid = ids.parse(job["cluster"]["id"], expect="cluster")
+    names = node_ids(cluster_rid, session.state.get(cluster_rid) or {}, max(run["nodes"]) + 1)
+    return [{"ipAddress": "127.0.0.1", "nodeId": names[index], "port": 22} for index in run["nodes"]]

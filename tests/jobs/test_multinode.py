@@ -109,3 +109,25 @@ def test_custom_mpi_starts_every_rank_from_the_master(lab, two_nodes, tmp_path):
     shared = lab.home / "shared" / "jobs" / shown["jobOutputDirectoryPathSegment"].rsplit("/", 1)[1]
     assert sorted(p.name for p in shared.glob("rank-*")) == ["rank-0", "rank-1", "rank-2", "rank-3"]
     assert (shared / "hostfile").read_text() == "localhost slots=8\n"
+
+
+def test_job_node_list_shows_the_nodes_a_running_job_holds(lab, two_nodes, tmp_path):
+    import time
+
+    gate = tmp_path / "gate"
+    job = {"nodeCount": 2, "stdOutErrPathPrefix": str(tmp_path / "out"),
+           "caffe2Settings": {"pythonScriptFilePath": "-c", "pythonInterpreterPath": "python3",
+                              "commandLineArgs": f"\"import os, time\nwhile not os.path.exists('{gate}'): "
+                                                 "time.sleep(0.05)\""}}
+    assert lab.submit("held", job, cluster="two").code == 0
+    deadline = time.monotonic() + 30
+    while lab.show("held")["executionState"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    nodes = lab.batchai("job", "node", "list", "-g", "rg", "-w", "ws", "-e", "exp", "-j", "held").json()
+    cluster_nodes = lab.batchai("cluster", "node", "list", "-g", "rg", "-w", "ws", "-c", "two").json()
+    assert nodes == cluster_nodes
+    table = lab.batchai("job", "node", "list", "-g", "rg", "-w", "ws", "-e", "exp", "-j", "held", "-o", "table")
+    assert table.out.splitlines()[0].split() == ["ID", "IP", "SSH", "Port"]
+    gate.touch()
+    assert lab.wait("held").code == 0
+    assert lab.batchai("job", "node", "list", "-g", "rg", "-w", "ws", "-e", "exp", "-j", "held").json() == []

@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="batchai", standalone_mode=False)
-        code = 0
+        # Without standalone mode Click returns the code of a ctx.exit()/Exit (e.g. `job wait`).
+        result = cli.main(args=args, prog_name="batchai", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.MissingParameter as exc:

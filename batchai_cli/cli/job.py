@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from batchai_cli.cli import tables
 from batchai_cli.cli.cluster import file_server_id, mount_options
 from batchai_cli.cli.options import (
+    Outcome,
     defaulted_option,
     experiment_option,
     group,
@@ -196,8 +195,7 @@ def wait(app, resource_group, workspace, experiment, name, ids, interval, timeou
         batchai job wait -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob && echo trained
     """
     (rid,) = _targets(app, ids, resource_group, workspace, experiment, name)
-    code = report_wait(app, rid, interval=interval, timeout=timeout)
-    sys.exit(code)
+    return Outcome(None, report_wait(app, rid, interval=interval, timeout=timeout))
 
 
 def report_wait(app, rid, *, interval: float, timeout: float | None = None) -> int:

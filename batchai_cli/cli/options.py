@@ -129,6 +129,15 @@ def _option_kwargs(option: click.Option) -> dict:
     }
 
 
+class Outcome:
+    """What a command returns when the exit code is part of the answer (`job wait` ends with the
+    job's own code; `validate` with 1 for an invalid file): the value to render, then the code."""
+
+    def __init__(self, value: Any, exit_code: int = 0):
+        self.value = value
+        self.exit_code = exit_code
+
+
 class BatchAICommand(click.Command):
     """A leaf command: adds az's global options, renders the return value, maps -o/--query."""
 
@@ -159,12 +168,16 @@ class BatchAICommand(click.Command):
         terminal.configure_logging(verbose=g.verbose, debug=g.debug, only_errors=g.only_show_errors)
         try:
             result = super().invoke(ctx)
-            fmt = app.output_format()
-            text = render(result, fmt, query=g.query, table=self.table)
+            exit_code = 0
+            if isinstance(result, Outcome):
+                result, exit_code = result.value, result.exit_code
+            text = render(result, app.output_format(), query=g.query, table=self.table)
         finally:
             app.close()
         if text:
             click.echo(text, nl=False)
+        if exit_code:
+            raise click.exceptions.Exit(exit_code)
         return None
 
 

@@ -42,21 +42,15 @@ def info(message: str) -> None:
 
 
 def report(exc) -> None:
-    """Print a BatchAIError: config problems one per line (file:line:col), then the message."""
+    """Print a BatchAIError: config problems one per line (file:line:col, with the offending line
+    and a caret for errors), then the message."""
     from batchai_cli.errors import InvalidConfig
 
-    if isinstance(exc, InvalidConfig):
-        for problem in exc.problems:
-            sys.stderr.write(format_problem(problem, exc.file) + "\n")
+    if isinstance(exc, InvalidConfig) and exc.problems:
+        from batchai_cli.config.report import format_problems
+
+        sys.stderr.write(format_problems(exc.problems, exc.file))
     error(exc.message, hint=exc.hint)
-
-
-def format_problem(problem, file: str | None = None) -> str:
-    """`job.json:12:5: error: $.properties.nodeCount: expected an integer`, as compilers print."""
-    where = problem.location(file)
-    path = f"{problem.json_path}: " if problem.json_path else ""
-    prefix = f"{where}: " if where else ""
-    return f"{prefix}{problem.severity}: {path}{problem.message}"
 
 
 def traceback() -> None:

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from batchai_cli.cli.options import group, pass_app
+from batchai_cli.cli.options import Outcome, group, pass_app
 
 _KINDS = {
     "job": ("job", "job files (job.json, for `job create -f`)", "job.json"),
@@ -47,13 +47,7 @@ def _check(app, kind: str, files: tuple[str, ...], strict: bool):
             f"{invalid} of {len(files)} {kind} file{'s' if len(files) != 1 else ''} "
             f"{'is' if invalid == 1 else 'are'} not valid ({errors} error{plural})."
         )
-        if app.globals.output:
-            # A returned value cannot also say "exit 1", so the list is printed here, by the same
-            # renderer, before exiting with 1 (as `job wait` exits with the job's code).
-            from batchai_cli.output import render
-
-            click.echo(render(rows, app.output_format(), query=app.globals.query), nl=False)
-        sys.exit(1)
+        return Outcome(rows if app.globals.output else None, 1)
     terminal.info(f"{len(files)} {kind} file{'s' if len(files) != 1 else ''} valid.")
     # Without -o the problems on stderr are the whole answer; stdout stays empty.
     return rows if app.globals.output else None

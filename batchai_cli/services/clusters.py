@@ -37,7 +37,7 @@ def create_cluster(session: Session, rid: ResourceId, *, config_file: str | None
 
     `options` are build_cluster_request's keywords (vm_size, target, min_nodes, afs_name, engine...).
     """
-    from batchai_cli.config import build_cluster_request
+    from batchai_cli.config import build_cluster_request, format_problem
 
     workspace = session.state.get(rid.parent)
     if workspace is None:
@@ -46,7 +46,7 @@ def create_cluster(session: Session, rid: ResourceId, *, config_file: str | None
         raise _exists(rid)
     request, warnings = build_cluster_request(config_file, **options)
     for problem in warnings:
-        log.warning("%s", _problem_text(problem, config_file))
+        log.warning("%s", format_problem(problem, config_file))
     properties = request["properties"]
     engine = (properties.get("engine") or {}).get("type", "local")
     _check_engine(engine)
@@ -136,11 +136,6 @@ def _exists(rid: ResourceId) -> AlreadyExists:
         f'"{rid.name}" already exists in workspace "{rid.get("workspace")}" (resource group "{rid.resource_group}").',
         hint="Choose another name, or delete the existing cluster first.",
     )
-
-
-def _problem_text(problem, file: str | None) -> str:
-    where = problem.location(file)
-    return f"{where + ': ' if where else ''}{problem.json_path + ': ' if problem.json_path else ''}{problem.message}"
 
 
 def _check_engine(engine: str) -> None:

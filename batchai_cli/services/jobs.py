@@ -47,7 +47,7 @@ def create_job(
     mount_options are build_job_request's storage and mount keywords (storage_account_name,
     afs_name, bfs_name, nfs_id...).
     """
-    from batchai_cli.config import build_job_request, tool_type
+    from batchai_cli.config import build_job_request, format_problem, tool_type
 
     if session.state.get(rid.parent) is None:
         raise not_found(rid.parent)
@@ -57,7 +57,7 @@ def create_job(
         config_file, cluster_id=str(cluster) if cluster else None, strict=strict, **mount_options
     )
     for problem in warnings:
-        log.warning("%s", _problem_text(problem, config_file))
+        log.warning("%s", format_problem(problem, config_file))
     properties = request["properties"]
     _absolute_local_paths(properties, os.path.dirname(os.path.abspath(config_file)))
     cluster_rid = ids.parse(properties["cluster"]["id"], expect="cluster")
@@ -126,11 +126,6 @@ def _exists() -> AlreadyExists:
         "A job with given name, experiment, workspace and resource group already exists.",
         hint="Choose another name, or delete the existing job first.",
     )
-
-
-def _problem_text(problem, file: str | None) -> str:
-    where = problem.location(file)
-    return f"{where + ': ' if where else ''}{problem.json_path + ': ' if problem.json_path else ''}{problem.message}"
 
 
 def _check_fits(properties: dict, cluster_rid: ResourceId, cluster_body: dict) -> None:

@@ -13,7 +13,7 @@ import sys
 import click
 
 from batchai_cli import __version__
-from batchai_cli.cli.options import GLOBAL_OPTIONS, App, add_global_options
+from batchai_cli.cli.options import GLOBAL_OPTIONS, App, ReaderGone, add_global_options
 
 # name -> ("module:attribute", one-line help). The help is kept here so the root help lists every
 # group without importing it.
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         terminal.error("Interrupted.")
         code = 130
-    except BrokenPipeError:
+    except (BrokenPipeError, ReaderGone):
         # The reader went away (e.g. `| head`): not an error of ours, and nothing left to say.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -129,6 +129,10 @@ def _option_kwargs(option: click.Option) -> dict:
     }
 
 
+class ReaderGone(Exception):
+    """stdout's reader went away (a closed pipe): nothing left to say, and not an error."""
+
+
 class Outcome:
     """What a command returns when the exit code is part of the answer (`job wait` ends with the
     job's own code; `validate` with 1 for an invalid file): the value to render, then the code."""
@@ -175,7 +179,11 @@ class BatchAICommand(click.Command):
         finally:
             app.close()
         if text:
-            click.echo(text, nl=False)
+            try:
+                click.echo(text, nl=False)
+            except BrokenPipeError:
+                # Click would turn this into exit 1; main() ends quietly with 0 (e.g. `| head`).
+                raise ReaderGone() from None
         if exit_code:
             raise click.exceptions.Exit(exit_code)
         return None

@@ -255,21 +255,21 @@ class FileStream:
 
     def _retrying(self, action: Callable[[], Any]) -> Any:
         """Run a storage call, retrying what may pass (network, throttling) for retry_seconds."""
+        from batchai_cli.storage._rest import AccessDenied
+
         deadline, delay = None, 0.5
         while True:
             try:
                 return action()
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError):
-                raise
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError, AccessDenied):
+                raise  # waiting would not change these
             except (StorageError, OSError) as exc:
                 now = time.monotonic()
+                reason = (exc.message if isinstance(exc, BatchAIError) else str(exc)).rstrip(".")
                 if deadline is None:
                     deadline = now + self.retry_seconds
-                    log.warning("Storage is not answering (%s); retrying for up to %g s.",
-                                (exc.message if isinstance(exc, BatchAIError) else str(exc)).rstrip("."),
-                                self.retry_seconds)
+                    log.warning("Storage is not answering (%s); retrying for up to %g s.", reason, self.retry_seconds)
                 if now >= deadline:
-                    reason = (exc.message if isinstance(exc, BatchAIError) else str(exc)).rstrip(".")
                     raise StorageError(
                         f'Could not read "{self.name}" from {self.directory.store.url(self.key)}: {reason}. '
                         f"Stopped at byte offset {self.offset}.",
@@ -314,6 +314,10 @@ class FileStream:
             while True:
                 at = read_at
                 data = self._retrying(lambda at=at: store.read_range(self.key, at, self.chunk_size))
+                if not ended:
+                    # Azure Files grows a file before it writes the new range, so zeros at the end may be
+                    # bytes not written yet: they are read again next time (the writer appends in order).
+                    data = data.rstrip(b"\0")
                 if not data:
                     break
                 got = True

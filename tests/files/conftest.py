@@ -8,7 +8,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -80,10 +79,3 @@ def python_job(script: str) -> str:
     """A command line running `script` with this interpreter, unbuffered."""
     return f"{sys.executable} -u -c {shlex.quote(script)}"
 
-
-def wait_for(condition, timeout: float = 60.0, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(interval)

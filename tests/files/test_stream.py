@@ -42,6 +42,15 @@ def test_the_last_bytes_always_arrive(lab, tmp_path):
     assert result.out == "first\nlast words"
 
 
+def test_zero_bytes_are_data_too(lab, tmp_path):
+    out = tmp_path / "out"
+    # A run of zeros at the end is held back while the job runs (on Azure Files it may be bytes not
+    # written yet), never dropped.
+    lab.submit("j", custom(r"printf 'a\0\0b\0'; sleep 1; printf 'c\0\0'", out))
+    result = stream(lab, "j", "-f", "stdout.txt")
+    assert result.out == "a\0\0b\0c\0\0"
+
+
 def test_a_file_that_never_appears_on_a_failing_job(lab, tmp_path):
     out = tmp_path / "out"
     lab.submit("bad", custom("sleep 0.5; exit 3", out))
@@ -207,7 +216,8 @@ def test_storage_going_away_mid_stream_names_the_offset_to_resume_from(lab, blob
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["local", pytest.param("blob", marks=pytest.mark.integration)])
+@pytest.mark.parametrize("backend", ["local", pytest.param("blob", marks=pytest.mark.integration),
+                                     pytest.param("share", marks=pytest.mark.integration)])
 def test_ten_megabytes_streamed_while_written_equal_the_file(lab, tmp_path, backend, request):
     # Written over about two seconds, in flushes that split lines (and characters) anywhere.
     script = ("import sys, time\nline = ('é€😀 %07d ' * 8 + '\\n')\nfor i in range(80000):\n"
@@ -216,7 +226,7 @@ def test_ten_megabytes_streamed_while_written_equal_the_file(lab, tmp_path, back
     if backend == "local":
         properties = custom(python_job(script), tmp_path / "out")
     else:
-        properties = request.getfixturevalue("blob_job")(python_job(script))
+        properties = request.getfixturevalue(f"{backend}_job")(python_job(script))
     lab.submit("big", properties)
     process = stream_process("big", "-f", "stdout.txt")
     shown, err = finish(process, timeout=300)
@@ -235,3 +245,16 @@ def test_a_reader_that_leaves_early_is_not_an_error(lab, tmp_path):
     process.stdout.close()
     assert process.wait(timeout=60) == 0
     assert b"Error" not in process.stderr.read()
+
+
+def test_a_file_in_an_output_directory(lab, tmp_path):
+    out = tmp_path / "out"
+    lab.submit("j", custom("mkdir -p $AZ_BATCHAI_OUTPUT_OUT/logs; for i in 1 2 3; do echo epoch $i >> "
+                           "$AZ_BATCHAI_OUTPUT_OUT/logs/train.log; sleep 0.3; done", out,
+                           outputDirectories=[{"id": "OUT", "pathPrefix": str(out)}]))
+    result = stream(lab, "j", "-d", "OUT", "-p", "logs", "-f", "train.log")
+    assert result.code == 0, result.err
+    assert result.out == "epoch 1\nepoch 2\nepoch 3\n"
+    assert stream(lab, "j", "-d", "OUT", "-f", "logs/train.log", "--tail", "1").out == "epoch 3\n"
+    directory = stream(lab, "j", "-d", "OUT", "-f", "logs")
+    assert directory.code == 2 and directory.err.startswith('ERROR: "logs" is a directory.')

@@ -59,22 +59,37 @@ def traceback() -> None:
     tb.print_exc(file=sys.stderr)
 
 
+_debug_handler = None
+
+
 def configure_logging(*, verbose: bool = False, debug: bool = False, only_errors: bool = False) -> None:
-    """Route batchai_cli.log (and, under --debug, the stdlib loggers such as azure's) to stderr."""
+    """Route batchai_cli.log (and, under --debug, the stdlib loggers such as azure's) to stderr.
+
+    Called once per command, so a --debug command in a long-lived process (tests, the agent) does
+    not leave the stdlib loggers at DEBUG for the commands after it.
+    """
+    global _debug_handler
     level = log.ERROR if only_errors else log.DEBUG if debug else log.INFO if verbose else log.WARNING
     log.configure(level, _write)
-    if debug:
-        import logging
+    if not debug and _debug_handler is None:
+        return  # the stdlib logging module is never imported on the plain path
+    import logging
+
+    root = logging.getLogger()
+    if debug and _debug_handler is None:
 
         class StderrHandler(logging.Handler):
             # Looks sys.stderr up at each record, so test runners that swap it capture the output.
             def emit(self, record: logging.LogRecord) -> None:
                 _write(record.levelname if record.levelname in _COLORS else "DEBUG", self.format(record))
 
-        root = logging.getLogger()
-        if not any(type(h).__name__ == "StderrHandler" for h in root.handlers):
-            root.addHandler(StderrHandler())
+        _debug_handler = StderrHandler()
+        root.addHandler(_debug_handler)
         root.setLevel(logging.DEBUG)
+    elif not debug:
+        root.removeHandler(_debug_handler)
+        root.setLevel(logging.WARNING)
+        _debug_handler = None
 
 
 def confirm(message: str = "Are you sure you want to perform this operation?") -> None:

@@ -61,3 +61,9 @@ def test_a_broken_pipe_is_not_an_error(home, tmp_path):
                           shell=True, executable="/bin/bash", env=env, capture_output=True, text=True)
     assert proc.returncode == 0
     assert proc.stderr == ""
+
+
+def test_debug_does_not_leak_into_the_next_command(batchai):
+    assert batchai("workspace", "list", "--debug").code == 0
+    after = batchai("workspace", "list")
+    assert (after.code, after.err) == (0, "")

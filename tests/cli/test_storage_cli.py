@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 
 import pytest
@@ -16,16 +15,6 @@ pytestmark = pytest.mark.integration
 
 ETAG = re.compile(r'\\"0x[0-9A-F]+\\"')
 SECONDS = re.compile(r"in \d+\.\d\d s")
-
-
-@pytest.fixture(autouse=True)
-def restore_root_logger():
-    """--debug routes the root logger to stderr for the rest of the process; undo it after each test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def clean(text: str) -> str:

@@ -16,7 +16,8 @@ from batchai_cli.cli.options import (
     workspace_option,
     yes_option,
 )
-from batchai_cli.cli.targets import resolve_targets
+from batchai_cli.cli.targets import one_or_many, resolve_targets, workspace_target
+from batchai_cli.cli.terminal import confirm
 from batchai_cli.errors import UsageError
 from batchai_cli.services import clusters
 
@@ -144,7 +145,7 @@ def show(app, resource_group, workspace, name, ids):
         batchai cluster show -g MyResourceGroup -w MyWorkspace -n MyCluster -o table
     """
     found = [clusters.get_cluster(app.session, rid) for rid in _targets(app, ids, resource_group, workspace, name)]
-    return found[0] if len(found) == 1 else found
+    return one_or_many(found)
 
 
 @cluster.command("list", table=tables.clusters)
@@ -159,8 +160,7 @@ def list_(app, resource_group, workspace):
       List clusters.
         batchai cluster list -g MyResourceGroup -w MyWorkspace -o table
     """
-    (rid,) = resolve_targets(app, "workspace", (), resource_group, [("workspace", workspace, "--workspace")])
-    return clusters.list_clusters(app.session, rid)
+    return clusters.list_clusters(app.session, workspace_target(app, resource_group, workspace))
 
 
 @cluster.command("delete")
@@ -180,10 +180,7 @@ def delete(app, resource_group, workspace, name, ids, no_wait, yes):
         batchai cluster delete -g MyResourceGroup -w MyWorkspace -n MyCluster -y
     """
     targets = _targets(app, ids, resource_group, workspace, name)
-    if not yes:
-        from batchai_cli.cli.terminal import confirm
-
-        confirm()
+    confirm(skip=yes)
     for rid in targets:
         clusters.delete_cluster(app.session, rid)
 
@@ -205,7 +202,7 @@ def resize(app, resource_group, workspace, name, ids, target):
     """
     done = [clusters.resize_cluster(app.session, rid, target)
             for rid in _targets(app, ids, resource_group, workspace, name)]
-    return done[0] if len(done) == 1 else done
+    return one_or_many(done)
 
 
 @cluster.command("auto-scale", table=tables.clusters)
@@ -226,7 +223,7 @@ def auto_scale(app, resource_group, workspace, name, ids, min_nodes, max_nodes):
     """
     done = [clusters.auto_scale_cluster(app.session, rid, min_nodes, max_nodes)
             for rid in _targets(app, ids, resource_group, workspace, name)]
-    return done[0] if len(done) == 1 else done
+    return one_or_many(done)
 
 
 @cluster.group("node")

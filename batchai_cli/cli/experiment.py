@@ -13,7 +13,8 @@ from batchai_cli.cli.options import (
     workspace_option,
     yes_option,
 )
-from batchai_cli.cli.targets import resolve_targets
+from batchai_cli.cli.targets import one_or_many, resolve_targets, workspace_target
+from batchai_cli.cli.terminal import confirm
 from batchai_cli.services import experiments
 
 _NAME_HELP = "Name of experiment."
@@ -62,7 +63,7 @@ def show(app, resource_group, workspace, name, ids):
     """
     found = [experiments.get_experiment(app.session, rid)
              for rid in _targets(app, ids, resource_group, workspace, name)]
-    return found[0] if len(found) == 1 else found
+    return one_or_many(found)
 
 
 @experiment.command("list", table=tables.experiments)
@@ -77,8 +78,7 @@ def list_(app, resource_group, workspace):
       List experiments.
         batchai experiment list -g MyResourceGroup -w MyWorkspace -o table
     """
-    (rid,) = resolve_targets(app, "workspace", (), resource_group, [("workspace", workspace, "--workspace")])
-    return experiments.list_experiments(app.session, rid)
+    return experiments.list_experiments(app.session, workspace_target(app, resource_group, workspace))
 
 
 @experiment.command("delete")
@@ -98,9 +98,6 @@ def delete(app, resource_group, workspace, name, ids, no_wait, yes):
         batchai experiment delete -g MyResourceGroup -w MyWorkspace -n MyExperiment -y
     """
     targets = _targets(app, ids, resource_group, workspace, name)
-    if not yes:
-        from batchai_cli.cli.terminal import confirm
-
-        confirm()
+    confirm(skip=yes)
     for rid in targets:
         experiments.delete_experiment(app.session, rid)

@@ -19,7 +19,8 @@ from batchai_cli.cli.options import (
     workspace_option,
     yes_option,
 )
-from batchai_cli.cli.targets import resolve_targets
+from batchai_cli.cli.targets import one_or_many, resolve_targets
+from batchai_cli.cli.terminal import confirm
 from batchai_cli.services import jobs
 
 _NAME_HELP = "Name of job."
@@ -111,7 +112,7 @@ def show(app, resource_group, workspace, experiment, name, ids):
             --query jobOutputDirectoryPathSegment -o tsv
     """
     found = [jobs.get_job(app.session, rid) for rid in _targets(app, ids, resource_group, workspace, experiment, name)]
-    return found[0] if len(found) == 1 else found
+    return one_or_many(found)
 
 
 @job.command("list", table=tables.jobs)
@@ -146,10 +147,7 @@ def terminate(app, resource_group, workspace, experiment, name, ids, no_wait, ye
         batchai job terminate -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob -y
     """
     targets = _targets(app, ids, resource_group, workspace, experiment, name)
-    if not yes:
-        from batchai_cli.cli.terminal import confirm
-
-        confirm()
+    confirm(skip=yes)
     for rid in targets:
         jobs.terminate_job(app.session, rid)
     if not no_wait:
@@ -172,10 +170,7 @@ def delete(app, resource_group, workspace, experiment, name, ids, no_wait, yes):
         batchai job delete -g MyResourceGroup -w MyWorkspace -e MyExperiment -n MyJob -y
     """
     targets = _targets(app, ids, resource_group, workspace, experiment, name)
-    if not yes:
-        from batchai_cli.cli.terminal import confirm
-
-        confirm()
+    confirm(skip=yes)
     for rid in targets:
         jobs.delete_job(app.session, rid)
 

@@ -40,3 +40,14 @@ def resolve_targets(app, kind: str, id_values: tuple[str, ...], resource_group: 
     for path_kind, value, _flag in names[1:]:
         rid = rid.child(path_kind, value)
     return [rid]
+
+
+def workspace_target(app, resource_group: str | None, workspace: str | None) -> ResourceId:
+    """The workspace named by -g/-w (list commands)."""
+    (rid,) = resolve_targets(app, "workspace", (), resource_group, [("workspace", workspace, "--workspace")])
+    return rid
+
+
+def one_or_many(results: list):
+    """az's answer for --ids: one object for one id, a list for several."""
+    return results[0] if len(results) == 1 else results

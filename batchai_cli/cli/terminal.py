@@ -92,10 +92,12 @@ def configure_logging(*, verbose: bool = False, debug: bool = False, only_errors
         _debug_handler = None
 
 
-def confirm(message: str = "Are you sure you want to perform this operation?") -> None:
-    """Ask y/n on the terminal, as az does; refuse when there is no terminal to ask on."""
+def confirm(message: str = "Are you sure you want to perform this operation?", *, skip: bool = False) -> None:
+    """Ask y/n on the terminal, as az does (skip: -y was given); refuse when there is no terminal."""
     from batchai_cli.errors import Cancelled
 
+    if skip:
+        return
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise Cancelled("Unable to prompt for confirmation as no tty available. Use --yes.")
     while True:

@@ -16,7 +16,8 @@ from batchai_cli.cli.options import (
     resource_group_option,
     yes_option,
 )
-from batchai_cli.cli.targets import resolve_targets
+from batchai_cli.cli.targets import one_or_many, resolve_targets
+from batchai_cli.cli.terminal import confirm
 from batchai_cli.services import workspaces
 
 _NAME_HELP = "Name of workspace."
@@ -63,7 +64,7 @@ def show(app, resource_group, name, ids):
     """
     targets = resolve_targets(app, "workspace", ids, resource_group, [("workspace", name, "--workspace")])
     found = [workspaces.get_workspace(app.session, rid) for rid in targets]
-    return found[0] if len(found) == 1 else found
+    return one_or_many(found)
 
 
 @workspace.command("list", table=tables.workspaces)
@@ -102,9 +103,6 @@ def delete(app, resource_group, name, ids, force, no_wait, yes):
         batchai workspace delete -g MyResourceGroup -n MyWorkspace --force -y
     """
     targets = resolve_targets(app, "workspace", ids, resource_group, [("workspace", name, "--workspace")])
-    if not yes:
-        from batchai_cli.cli.terminal import confirm
-
-        confirm()
+    confirm(skip=yes)
     for rid in targets:
         workspaces.delete_workspace(app.session, rid, force=force)

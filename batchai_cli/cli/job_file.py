@@ -8,7 +8,6 @@ arrives; everything else (waiting, the offset reached on Ctrl-C) goes to stderr.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -17,6 +16,8 @@ import click
 
 from batchai_cli.cli import tables
 from batchai_cli.cli.options import (
+    Outcome,
+    ReaderGone,
     defaulted_option,
     experiment_option,
     group,
@@ -118,8 +119,8 @@ def stream(app, resource_group, workspace, experiment, name, output_directory_id
     if offset is not None and tail is not None:
         raise UsageError("--offset and --tail cannot be used together.")
     rid = _job(app, resource_group, workspace, experiment, name)
-    follow(app, rid, file_name, output_directory_id=output_directory_id, path=path, offset=offset or 0, tail=tail,
-           wait=wait)
+    return Outcome(None, follow(app, rid, file_name, output_directory_id=output_directory_id, path=path,
+                                offset=offset or 0, tail=tail, wait=wait))
 
 
 @file.command("download")
@@ -240,8 +241,9 @@ def _write(text: str) -> None:
 
 
 def follow(app, rid, file_name: str, *, output_directory_id: str = STDOUTERR, path: str = ".",
-           offset: int = 0, tail: int | None = None, wait: bool = False) -> None:
-    """Write a job's file to stdout until the job ends; with `wait`, exit with the job's exit code."""
+           offset: int = 0, tail: int | None = None, wait: bool = False) -> int:
+    """Write a job's file to stdout until the job ends. Returns the exit code: the job's own with
+    `wait`, else 0."""
     from batchai_cli import log
     from batchai_cli.services import files
 
@@ -267,16 +269,15 @@ def follow(app, rid, file_name: str, *, output_directory_id: str = STDOUTERR, pa
     except KeyboardInterrupt:
         sys.stderr.write(f"Stopped at byte offset {reached}; resume with --offset {reached}\n")
         sys.stderr.flush()
-        return
+        return 0
     except BrokenPipeError:
-        # The reader left (`| head`): done, exit 0. Handled here because Click turns EPIPE into exit 1
-        # before main() sees it; stdout goes to /dev/null so the final flush has nowhere to fail.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return
+        # The reader left (`| head`): main() ends quietly with 0, where Click would make it 1.
+        raise ReaderGone() from None
     if wait and ended is not None:
         from batchai_cli.cli.job import _report_end
 
-        sys.exit(_report_end(ended))
+        return _report_end(ended)
+    return 0
 
 
 def follow_created(app, rid, *, stream: bool, wait: bool):
@@ -286,13 +287,9 @@ def follow_created(app, rid, *, stream: bool, wait: bool):
         from batchai_cli.services import files
 
         properties = app.session.state.get_private(rid).get("properties") or {}
-        follow(app, rid, files.main_log_name(properties), wait=wait)
-        return None
+        return Outcome(None, follow(app, rid, files.main_log_name(properties), wait=wait))
     from batchai_cli.cli.job import report_wait
     from batchai_cli.services.jobs import get_job
 
     code = report_wait(app, rid, interval=0.25)
-    ended = get_job(app.session, rid)
-    # Exit once the job has been printed: the context closes after the command's output.
-    click.get_current_context().call_on_close(lambda: sys.exit(code))
-    return ended
+    return Outcome(get_job(app.session, rid), code)

@@ -209,11 +209,11 @@ def report_wait(app, rid, *, interval: float, timeout: float | None = None) -> i
             log.warning("Gave up waiting after %g s; the job is %s.", timeout, current["executionState"])
             return 1
         elif kind == "end":
-            return _report_end(current)
+            return report_end(current)
     return 1
 
 
-def _report_end(current: dict) -> int:
+def report_end(current: dict) -> int:
     from batchai_cli import log
 
     info = current.get("executionInfo") or {}

@@ -274,9 +274,9 @@ def follow(app, rid, file_name: str, *, output_directory_id: str = STDOUTERR, pa
         # The reader left (`| head`): main() ends quietly with 0, where Click would make it 1.
         raise ReaderGone() from None
     if wait and ended is not None:
-        from batchai_cli.cli.job import _report_end
+        from batchai_cli.cli.job import report_end
 
-        return _report_end(ended)
+        return report_end(ended)
     return 0
 
 

@@ -65,6 +65,7 @@ def test_recipe_job_on_azure_files_and_blob(lab, storage, tmp_path):
     names, stores, azurite = storage
     stores["scripts"].write("train.sh", b"echo training on $(cat $AZ_BATCHAI_INPUT_DATASET/train.txt)\n"
                                         b"echo model-weights > $AZ_BATCHAI_OUTPUT_MODEL/model.bin\n"
+                                        b"mkdir $AZ_BATCHAI_OUTPUT_MODEL/checkpoints\n"
                                         b"echo warning >&2\n")
     stores["data"].write("mnist/train.txt", b"60000 digits")
     job_file = tmp_path / "job.json"
@@ -86,6 +87,7 @@ def test_recipe_job_on_azure_files_and_blob(lab, storage, tmp_path):
     assert logs.read(f"{segment}/stdouterr/stdout.txt") == b"training on 60000 digits\n"
     assert logs.read(f"{segment}/stdouterr/stderr.txt") == b"warning\n"
     assert logs.read(f"{segment}/outputs/Models/model.bin") == b"model-weights\n"
+    assert logs.stat(f"{segment}/outputs/Models/checkpoints").is_dir  # an empty folder the job made
     log = logs.read(f"{segment}/stdouterr/execution.log").decode()
     assert f"Staged http://127.0.0.1:{azurite.port}/{azurite.account_name}/{names['data']}" in log
     # Nothing but the new output was uploaded back: the script share is as it was.

@@ -15,17 +15,14 @@ step batchai configure --defaults group=demo-rg workspace=demo-ws experiment=dem
 step batchai experiment create -n demo-exp -o table
 # A local cluster: two nodes that are slots on this machine. (-p: az insists on an admin account.)
 step batchai cluster create -n local -s Standard_NC6 -t 2 -u demo -p 'demo-Passw0rd' -o table
-step batchai job create -n train -c local -f examples/local/job.json -o table
-step batchai job wait -n train
+# --stream follows the job's stdout as it runs; --wait ends with the job's own exit code.
+step batchai job create -n train -c local -f examples/local/job.json --stream --wait
 step batchai job show -n train -o table
+step batchai job file list -j train -o table
+step batchai job file list -j train -d MODEL -o table
+step batchai job file download -j train -d MODEL --dest demo-output/model -o none
+step cat demo-output/model/model.json
+echo
 step batchai cluster show -n local -o table
-
-segment=$(batchai job show -n train --query jobOutputDirectoryPathSegment -o tsv)
-storage="demo-output/storage/$segment"
-printf '\n\033[1mThe job wrote (a local folder standing in for Azure storage):\033[0m\n' >&2
-(cd "$storage" && find . -type f | sort) >&2
-printf '\n\033[1m%s/stdouterr/stdout.txt:\033[0m\n' "$storage" >&2
-cat "$storage/stdouterr/stdout.txt"
-printf '\n\033[1m%s/outputs/model/model.json:\033[0m\n' "$storage" >&2
-cat "$storage/outputs/model/model.json"
-printf '\n\nThe demo state is in %s (BATCHAI_HOME).\n' "$BATCHAI_HOME" >&2
+printf '\nThe job wrote to demo-output/storage/ (a local folder standing in for Azure storage);\n' >&2
+printf 'the demo state is in %s (BATCHAI_HOME).\n' "$BATCHAI_HOME" >&2

@@ -38,12 +38,11 @@ step batchai storage blob upload-batch -s examples/local -d batchaisample --dest
 step batchai workspace create -g demo-rg -n demo-ws -o none
 step batchai experiment create -g demo-rg -w demo-ws -n recipes -o none
 step batchai cluster create -g demo-rg -w demo-ws -n nc6 -s Standard_NC6 -t 1 -u demo -p 'demo-Passw0rd' -o none
-step batchai job create -g demo-rg -w demo-ws -e recipes -n train -c nc6 -f examples/azurite/job.json -o table
-step batchai job wait -g demo-rg -w demo-ws -e recipes -n train
-segment=$(batchai job show -g demo-rg -w demo-ws -e recipes -n train --query jobOutputDirectoryPathSegment -o tsv)
-step batchai storage blob download-batch -s batchaisample --pattern "$segment/*" -d demo-output/azurite/download -o none
-printf '\n\033[1mstdout.txt, as stored in the blob container:\033[0m\n' >&2
-cat "demo-output/azurite/download/$segment/stdouterr/stdout.txt"
-printf '\n\033[1mthe model:\033[0m\n' >&2
-cat "demo-output/azurite/download/$segment/outputs/model/model.json"
+# stdout streams from the blob container (append blobs) while the job runs.
+step batchai job create -g demo-rg -w demo-ws -e recipes -n train -c nc6 -f examples/azurite/job.json --stream --wait
+step batchai job file list -g demo-rg -w demo-ws -e recipes -j train -d MODEL -o table
+step batchai job file download -g demo-rg -w demo-ws -e recipes -j train -d MODEL --dest demo-output/azurite/model \
+  -o none
+printf '\n\033[1mthe model, downloaded from the container:\033[0m\n' >&2
+cat demo-output/azurite/model/model.json
 echo

@@ -178,6 +178,10 @@ class Store(ABC):
         the same size without writing twice. Raises StorageError when the stored size is not
         `offset` (someone else appended, or an earlier append was lost), FileNotFoundError when
         offset > 0 and the file does not exist.
+
+        Readers may see the new size before the new bytes: Azure Files grows the file, then
+        writes the range, so a read in between returns zeros at the end (job file stream waits
+        for them to be filled while the job runs).
         """
 
     @abstractmethod

@@ -25,7 +25,6 @@ from batchai_cli.errors import BatchAIError, NotFound, StorageError, UsageError
 from batchai_cli.ids import ResourceId
 from batchai_cli.services import Session
 from batchai_cli.storage.base import Store, clean_path, join_path
-from batchai_cli.storage.local import LocalStore
 
 STDOUTERR = "stdouterr"
 TERMINAL = ("succeeded", "failed")
@@ -121,21 +120,6 @@ def list_files(session: Session, rid: ResourceId, *, output_directory_id: str = 
     return sorted(items, key=lambda item: item["name"])
 
 
-class _ComparableLocalStore(LocalStore):
-    """A local folder whose stat() carries an MD5, so download_batch can skip unchanged files
-    (it compares MD5s, which only the Azure services keep)."""
-
-    stores_md5 = True
-
-    def stat(self, path: str):
-        from dataclasses import replace
-
-        from batchai_cli.storage.base import file_md5
-
-        entry = super().stat(path)
-        return entry if entry.is_dir else replace(entry, content_md5=file_md5(self._local(path)))
-
-
 def download_files(session: Session, rid: ResourceId, destination: str, *, output_directory_id: str = STDOUTERR,
                    path: str = ".", max_connections: int = 16, reporter: Any = None) -> dict:
     """`job file download`: every file below `path` of an output directory into `destination`, many
@@ -143,10 +127,7 @@ def download_files(session: Session, rid: ResourceId, destination: str, *, outpu
     from batchai_cli.services import transfer
 
     directory = locate(session, rid, output_directory_id=output_directory_id, path=path)
-    store = directory.store
-    if isinstance(store, LocalStore):
-        store = _ComparableLocalStore(store.root)
-    summary = transfer.download_batch(store, destination, source_path=directory.key, skip_unchanged=True,
+    summary = transfer.download_batch(directory.store, destination, source_path=directory.key, skip_unchanged=True,
                                       max_connections=max_connections, reporter=reporter)
     # Paths relative to the output directory, as they land under `destination`.
     cut = len(directory.key) + 1 if directory.key else 0

@@ -495,14 +495,19 @@ def download_batch(
 
 
 def _local_unchanged(store: Store, item: _Item) -> bool:
+    """Same size and MD5; where the source keeps no MD5 (a local folder, an append blob), same size
+    and a local copy no older than the source (rsync's rule)."""
     remote = item.remote
     try:
-        if remote is None or item.local_path.stat().st_size != remote.size:
+        local = item.local_path.stat()
+        if remote is None or local.st_size != remote.size:
             return False
         remote_md5 = remote.content_md5
         if remote_md5 is None and store.stores_md5:
             remote_md5 = store.stat(item.store_path).content_md5  # Files lists no MD5; stat has it
-        return remote_md5 is not None and file_md5(item.local_path) == remote_md5
+        if remote_md5 is not None:
+            return file_md5(item.local_path) == remote_md5
+        return remote.last_modified is not None and local.st_mtime >= remote.last_modified.timestamp()
     except OSError:
         return False
 

@@ -6,7 +6,8 @@ import pytest
 
 from tests.helpers import SUBSCRIPTION, Result, run_cli
 
-pytest_plugins: list[str] = ["tests.fixtures.azurite", "tests.fixtures.azfiles", "tests.fixtures.containers"]
+pytest_plugins: list[str] = ["tests.fixtures.azurite", "tests.fixtures.azfiles", "tests.fixtures.containers",
+                             "tests.fixtures.slurm"]
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def error(code: str, message: str, **details: str) -> dict:
 
 
 class NodeRun:
-    def __init__(self, job_id: str, task_index: int, node_index: int):
+    def __init__(self, job_id: str, task_index: int, node_index: int, *, slurm_node: str | None = None):
         from batchai_cli.services import clusters
         from batchai_cli.state import open_state
 
@@ -48,10 +48,17 @@ class NodeRun:
         cluster_rid = ids.parse(self.properties["cluster"]["id"], expect="cluster")
         cluster_body = self.state.get(cluster_rid) or {}
         self.cluster_properties = self.state.get_private(cluster_rid).get("properties", {})
-        self.node_ids = clusters.node_ids(cluster_rid, cluster_body, max(self.options["nodes"]) + 1)
-        self.node_id = self.node_ids[node_index]
-        self.nodes = [self.node_ids[i] for i in self.options["nodes"]]
-        self.node_count = len(self.nodes)
+        self.slurm_job = os.environ.get("SLURM_JOB_ID") if slurm_node else None
+        if slurm_node:  # a Slurm node goes by its Slurm name
+            self.node_id = slurm_node
+            self.node_count = len(self.options["nodes"])
+        else:
+            self.node_ids = clusters.node_ids(cluster_rid, cluster_body, max(self.options["nodes"]) + 1)
+            self.node_id = self.node_ids[node_index]
+            self.nodes = [self.node_ids[i] for i in self.options["nodes"]]
+            self.node_count = len(self.nodes)
+        # Where each node is reached: the runner looks Slurm nodes' addresses up; local ones are here.
+        self.hosts = self.options.get("hosts") or ["127.0.0.1"] * self.node_count
         self.state.close()
         self.segment = self.body["jobOutputDirectoryPathSegment"]
         self.job_dir = layout.job_dir(self.node_id, self.rid)
@@ -72,6 +79,10 @@ class NodeRun:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         ready_for_signals()
+        if self.slurm_job:  # a stop signalled before the handlers were in place was ignored
+            from batchai_cli.engines.slurm import stop_mark
+
+            self.terminated = os.path.exists(stop_mark(self.shared))
         for folder in (self.job_dir, self.shared):
             os.makedirs(folder, exist_ok=True)
         exit_code: int | None = None
@@ -93,7 +104,9 @@ class NodeRun:
         self.shipper.start()
         placed: list[Placed] = []
         try:
-            self.note(f"Job {self.rid.name} on node {self.node_id} (task {self.task_index} of {self.node_count}).")
+            in_slurm = f" in Slurm job {self.slurm_job}" if self.slurm_job else ""
+            self.note(f"Job {self.rid.name} on node {self.node_id} (task {self.task_index} of {self.node_count})"
+                      f"{in_slurm}.")
             env, placed = self._prepare(volumes)
             if self.terminated:
                 raise _Stop
@@ -187,6 +200,10 @@ class NodeRun:
                 "AZ_BATCHAI_TASK_INDEX": str(self.task_index),
             }
         )
+        if self.slurm_job:
+            # The job's own srun steps (Open MPI's mpirun starts its daemons with srun) share the
+            # nodes with the agents' step, which holds them.
+            env["SLURM_OVERLAP"] = "1"
         stdouterr = paths.expand(self.properties["stdOutErrPathPrefix"], roots)
         env["AZ_BATCHAI_STDOUTERR_DIR"] = os.path.join(stdouterr, self.segment, "stdouterr")
         os.makedirs(env["AZ_BATCHAI_STDOUTERR_DIR"], exist_ok=True)
@@ -209,7 +226,9 @@ class NodeRun:
                 )
         if self.task_index == 0:
             with open(env["AZ_BATCHAI_MPI_HOST_FILE"], "w") as handle:
-                handle.write(toolkits.host_file(["localhost"] * self.node_count, _slots(self.properties)))
+                # Under Slurm, mpirun accepts only the allocation's node names.
+                hosts = self.options.get("node_names") or ["localhost"] * self.node_count
+                handle.write(toolkits.host_file(hosts, _slots(self.properties)))
         self.env = env
         self.linked_folders = [os.path.realpath(item.path) for item in placed if item.volume.kind == "localFolder"]
         self.user_variables = {v["name"] for v in (self.properties.get("environmentVariables") or [])
@@ -220,7 +239,7 @@ class NodeRun:
 
     def _plan(self, env: dict) -> list[toolkits.Launch]:
         python = "python" if shutil.which("python", path=env.get("PATH")) else "python3"
-        cluster = toolkits.Cluster(hosts=["127.0.0.1"] * self.node_count, ports=self.options.get("ports", []))
+        cluster = toolkits.Cluster(hosts=self.hosts, ports=self.options.get("ports", []))
         launches = toolkits.plan(
             self.properties,
             self.task_index,
@@ -232,7 +251,7 @@ class NodeRun:
         if key == "pyTorchSettings":
             settings = self.properties[key]
             env["AZ_BATCHAI_PYTORCH_BACKEND"] = (settings.get("communicationBackend") or "gloo").lower()
-            env["AZ_BATCHAI_PYTORCH_INIT_METHOD"] = f"tcp://127.0.0.1:{cluster.port(0)}"
+            env["AZ_BATCHAI_PYTORCH_INIT_METHOD"] = f"tcp://{cluster.hosts[0]}:{cluster.port(0)}"
         if key == "tensorFlowSettings":
             ps, wk = toolkits.tensorflow_layout(self.properties[key], cluster)
             env["AZ_BATCHAI_PS_HOSTS"], env["AZ_BATCHAI_WORKER_HOSTS"] = ",".join(ps), ",".join(wk)
@@ -438,3 +457,9 @@ def _describe(exc: BaseException) -> str:
 def main(argv: list[str]) -> int:
     job_id, task_index, node_index = argv[0], int(argv[1]), int(argv[2])
     return NodeRun(job_id, task_index, node_index).run()
+
+
+def main_slurm(job_id: str) -> int:
+    """One task of a Slurm job's srun step: task and node as Slurm numbers and names them."""
+    task_index, node_index = int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_NODEID"])
+    return NodeRun(job_id, task_index, node_index, slurm_node=os.environ["SLURMD_NODENAME"]).run()

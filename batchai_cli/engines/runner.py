@@ -1,11 +1,16 @@
 """A job's runner: waits for the job's turn and nodes, starts one agent per node, enforces the
 wall-clock limit and termination, and records the job's end. One detached process per job.
 
-    python -m batchai_cli.engines.runner <job-id>
+    python -m batchai_cli.engines.runner <job-id>            (local: started detached by job create)
+    python -m batchai_cli.engines.runner --slurm <job-id>    (slurm: the batch script of the job)
 
 Queue: a job starts when it is first among the cluster's queued jobs (schedulingPriority, then
 age) and the cluster has as many free nodes as it needs (all at once). Runners sleep between
 checks and are woken (SIGUSR1) when nodes may have been freed.
+
+On a Slurm cluster Slurm has done the queueing by the time the runner starts, on the nodes it
+chose: the runner takes nodes 0..N-1 in batchai's records (for display), starts the agents as one
+srun step (engines/slurm.py) instead of one process each, and otherwise works as here.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ def _error(code: str, message: str, **details) -> dict:
 
 
 class Runner:
-    def __init__(self, job_id: str):
+    def __init__(self, job_id: str, *, slurm: bool = False):
         self.rid = ids.parse(job_id, expect="job")
+        self.slurm = slurm
         self.db = state.open_state()
         self.wake = threading.Event()
         self.stop_reason: str | None = None
@@ -48,7 +54,9 @@ class Runner:
         ready_for_signals()
 
     def _on_term(self, *_args) -> None:
-        self.stop_reason = self.stop_reason or "terminated"
+        # Under Slurm, SIGTERM comes from batchai's terminate or from Slurm itself (scancel, time
+        # limit); the job's state tells which (run()).
+        self.stop_reason = self.stop_reason or ("signalled" if self.slurm else "terminated")
         self.wake.set()
 
     # -- queue --------------------------------------------------------------------------------
@@ -87,12 +95,39 @@ class Runner:
         busy = {node for r in runs if r["phase"] in ("running", "terminating") for node in r["nodes"]}
         return len([node for node in usable if node not in busy]) >= run["node_count"]
 
+    def take_slurm_nodes(self) -> list[int] | None:
+        """Slurm gave the job its nodes: record it running on nodes 0..N-1, unless it was
+        terminated, deleted or ended meanwhile."""
+        run = self.db.get_run(self.rid.key)
+        if run is None:
+            return None
+        if run["phase"] != "queued":
+            self.stop_reason = "terminated"
+            return None
+        if self.db.get(ids.parse(self.db.get(self.rid)["cluster"]["id"])) is None:
+            self.stop_reason = "cluster-deleted"
+            return None
+        nodes = list(range(run["node_count"]))
+
+        def still_queued(body: dict, current: dict) -> dict:
+            if current["phase"] != "queued":
+                raise _NotQueued
+            return body
+
+        try:
+            self.db.update_job(self.rid, still_queued, phase="running", nodes=nodes)
+        except _NotQueued:
+            self.stop_reason = "terminated"
+            return None
+        return nodes
+
     # -- run ----------------------------------------------------------------------------------
 
     def run(self) -> int:
-        nodes = self.wait_for_nodes()
+        nodes = self.take_slurm_nodes() if self.slurm else self.wait_for_nodes()
         if nodes is None:
-            if self.db.get_run(self.rid.key) is not None:
+            run = self.db.get_run(self.rid.key)
+            if run is not None and run["phase"] in state.ACTIVE_PHASES:
                 reason = (
                     "The job was terminated before it started."
                     if self.stop_reason == "terminated"
@@ -108,40 +143,40 @@ class Runner:
         shared = layout.shared_dir(body)
         os.makedirs(shared, exist_ok=True)
         for name in os.listdir(shared):
-            if name.startswith(("result-", "pgids-")):
+            if name.startswith(("result-", "pgids-", "stop-agents")):
                 os.unlink(os.path.join(shared, name))
         launch = {"nodes": nodes, "ports": _free_ports(2 * len(nodes) + 4)}
+        if self.slurm:
+            from batchai_cli.engines import slurm
+
+            names = slurm.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
+            addresses = slurm.node_addresses(names)
+            launch.update(node_names=names, hosts=[addresses.get(name, name) for name in names])
         options = {**private.get("options", {}), **launch}
         self.db.update_private(self.rid, lambda p: {**p, "options": options})
-        agents = []
-        for task, node in enumerate(nodes):
-            log_path = os.path.join(shared, f"agent-{task}.log")
-            with open(log_path, "ab") as handle, blocked_signals():
-                agents.append(
-                    subprocess.Popen(
-                        python_module("batchai_cli.agent", "run", str(self.rid), str(task), str(node)),
-                        stdin=subprocess.DEVNULL,
-                        stdout=handle,
-                        stderr=handle,
-                        start_new_session=True,
-                    )
-                )
+        if self.slurm:
+            agents = slurm.AgentStep(str(self.rid), launch["node_names"], shared,
+                                     lambda task: layout.result_path(body, task))
+        else:
+            agents = LocalAgents(str(self.rid), nodes, shared)
         limit = _wall_clock_seconds(properties)
         essential = self._essential_tasks(properties, len(nodes))
         deadline = time.monotonic() + limit if limit else None
         errors: list[dict] = []
         stopping_at: float | None = None
         while True:
-            if all(agent.poll() is not None for agent in agents):
+            if not agents.running():
                 break
-            if all(agents[t].poll() is not None for t in essential) and stopping_at is None:
-                self._signal(agents, signal.SIGTERM)  # parameter servers and idle nodes
+            if all(agents.task_done(t) for t in essential) and stopping_at is None:
+                agents.signal(signal.SIGTERM)  # parameter servers and idle nodes
                 stopping_at = time.monotonic()
             run = self.db.get_run(self.rid.key)
             if run is None:
                 self.stop_reason = "deleted"
             elif run["phase"] == "terminating":
                 self.stop_reason = self.stop_reason or "terminated"
+            if self.stop_reason == "signalled":
+                self.stop_reason = "terminated" if run and run["phase"] == "terminating" else "slurm"
             if deadline and time.monotonic() > deadline and not self.stop_reason:
                 self.stop_reason = "wallclock"
                 errors.append(
@@ -152,29 +187,26 @@ class Runner:
                     )
                 )
             if self.stop_reason and stopping_at is None:
-                self._signal(agents, signal.SIGTERM)
+                agents.signal(signal.SIGTERM)
                 stopping_at = time.monotonic()
             if stopping_at and time.monotonic() - stopping_at > TERMINATE_GRACE:
-                self._signal(agents, signal.SIGKILL)
+                agents.signal(signal.SIGKILL)
             self.wake.wait(POLL)
             self.wake.clear()
         exit_code = None
-        for task, agent in enumerate(agents):
+        for task in range(len(nodes)):
             result = _read_result(body, task)
             if result is None:
-                how = (
-                    f"killed by {signal.Signals(-agent.returncode).name}"
-                    if agent.returncode < 0
-                    else f"exited with code {agent.returncode}"
-                )
                 errors.append(
                     _error(
                         "NodeAgentDied",
-                        f"The agent on node {task} {how} before it reported a result; the job was stopped.",
+                        f"The agent on {agents.where(task)} {agents.how(task)} before it reported a result; "
+                        "the job was stopped.",
                         node=task,
                     )
                 )
-                self._kill_groups(body, task)
+                if not self.slurm:  # Slurm stops what is left of the step on each node itself
+                    self._kill_groups(body, task)
                 continue
             errors.extend(result.get("errors") or [])
             # The job's exit code: the first failure among the essential nodes, else the master's.
@@ -186,6 +218,11 @@ class Runner:
             errors.append(_error("JobTerminated", "The job was terminated by the user."))
         elif self.stop_reason == "cluster-deleted":
             errors.append(_error("ClusterDeleted", "The cluster the job ran on was deleted."))
+        elif self.stop_reason == "slurm":
+            from batchai_cli.engines import slurm
+
+            slurm_job = os.environ.get("SLURM_JOB_ID", "?")
+            errors.append(_error("SlurmJobEnded", slurm.state_message(slurm_job), slurmJobId=slurm_job))
         self.finish(exit_code, errors, started=started)
         return 0
 
@@ -197,12 +234,6 @@ class Runner:
             if any(launch.role != "ps" for launch in toolkits.plan(properties, task, cluster))
         ]
         return sorted(set(tasks) | {0})
-
-    def _signal(self, agents, sig: int) -> None:
-        for agent in agents:
-            if agent.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(agent.pid, sig)
 
     def _kill_groups(self, body: dict, task: int) -> None:
         """An agent died: stop the processes it had started (their groups are on record)."""
@@ -237,6 +268,48 @@ class Runner:
         except state.MissingResource:
             return
         wake_runners(self.db, self.db.get_run(self.rid.key)["cluster_key"])
+
+
+class _NotQueued(Exception):
+    """The job left the queue (terminated, ended) before its runner could start it."""
+
+
+class LocalAgents:
+    """A job's agents on this machine: one process per node, each in its own session."""
+
+    def __init__(self, job_id: str, nodes: list[int], shared: str):
+        self.processes = []
+        for task, node in enumerate(nodes):
+            log_path = os.path.join(shared, f"agent-{task}.log")
+            with open(log_path, "ab") as handle, blocked_signals():
+                self.processes.append(
+                    subprocess.Popen(
+                        python_module("batchai_cli.agent", "run", job_id, str(task), str(node)),
+                        stdin=subprocess.DEVNULL,
+                        stdout=handle,
+                        stderr=handle,
+                        start_new_session=True,
+                    )
+                )
+
+    def running(self) -> bool:
+        return any(process.poll() is None for process in self.processes)
+
+    def task_done(self, task: int) -> bool:
+        return self.processes[task].poll() is not None
+
+    def signal(self, sig: int) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, sig)
+
+    def where(self, task: int) -> str:
+        return f"node {task}"
+
+    def how(self, task: int) -> str:
+        code = self.processes[task].returncode
+        return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
 
 
 def _running(body: dict, started: str) -> dict:
@@ -288,8 +361,9 @@ def _free_ports(count: int) -> list[int]:
 
 
 def main(argv: list[str]) -> int:
+    slurm = argv[:1] == ["--slurm"]
     try:
-        return Runner(argv[0]).run()
+        return Runner(argv[-1], slurm=slurm).run()
     except Exception as exc:  # the log file is the only witness; the job show reconciles the state
         log.warning("runner failed: %s", exc)
         import traceback

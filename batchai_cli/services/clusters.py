@@ -4,6 +4,10 @@ A `local` cluster's nodes are slots on this machine, as many as its scale settin
 holds whole nodes while it runs (gang scheduled, one job per node). What `cluster show` reports
 about nodes (currentNodeCount, nodeStateCounts, allocationState) is computed from the jobs that
 hold or wait for them, so it is always true rather than remembered.
+
+A `slurm` cluster's nodes are the nodes of its Slurm partition (engine.partition, else Slurm's
+default one), whatever its scale settings say (they are kept and shown): `cluster show` counts
+them from sinfo, `cluster node list` lists them, and a job may ask for at most as many.
 """
 
 from __future__ import annotations
@@ -48,8 +52,7 @@ def create_cluster(session: Session, rid: ResourceId, *, config_file: str | None
     for problem in warnings:
         log.warning("%s", format_problem(problem, config_file))
     properties = request["properties"]
-    engine = (properties.get("engine") or {}).get("type", "local")
-    _check_engine(engine)
+    _check_engine(properties)
     stamp = state.now_iso()
     setup = (properties.get("nodeSetup") or {}).get("setupTask")
     if setup:
@@ -138,10 +141,12 @@ def _exists(rid: ResourceId) -> AlreadyExists:
     )
 
 
-def _check_engine(engine: str) -> None:
-    if engine not in ENGINES:
-        raise UsageError(f"Unknown engine '{engine}'.", hint=f"Choose one of: {', '.join(ENGINES)}.")
-    if engine == "slurm":
+def _check_engine(properties: dict) -> None:
+    engine = properties.get("engine") or {}
+    kind = engine.get("type", "local")
+    if kind not in ENGINES:
+        raise UsageError(f"Unknown engine '{kind}'.", hint=f"Choose one of: {', '.join(ENGINES)}.")
+    if kind == "slurm":
         import shutil
 
         if not shutil.which("sbatch"):
@@ -149,6 +154,33 @@ def _check_engine(engine: str) -> None:
                 "The slurm engine needs Slurm's sbatch and srun on this machine, and they are not on PATH.",
                 hint="Install Slurm (apt-get install slurm-wlm) or use --engine local.",
             )
+        if (properties.get("nodeSetup") or {}).get("setupTask"):
+            raise BatchAIError(
+                "A slurm cluster does not run nodeSetup.setupTask: batchai does not own its nodes.",
+                hint="Prepare the partition's nodes yourself (e.g. with srun), and remove setupTask from cluster.json.",
+            )
+        from batchai_cli.engines import slurm
+
+        slurm.partition_nodes(engine.get("partition"))  # the partition exists, and Slurm answers
+
+
+def is_slurm(body: dict) -> bool:
+    return (body.get("engine") or {}).get("type") == "slurm"
+
+
+def check_fits_slurm(rid: ResourceId, body: dict, needed: int) -> None:
+    """A job on a slurm cluster may use at most every node of the partition (Slurm would keep a
+    larger one pending for ever)."""
+    from batchai_cli.engines import slurm
+
+    partition = (body.get("engine") or {}).get("partition")
+    size = slurm.partition_size(partition)
+    if needed > size:
+        raise BatchAIError(
+            f'The job needs {needed} node{"s" if needed != 1 else ""}, but cluster "{rid.name}" runs on Slurm '
+            f'partition "{partition or slurm.default_partition()}", which has {size}.',
+            hint="Lower nodeCount, or use a cluster on a larger partition (sinfo -s lists them).",
+        )
 
 
 # -- the live view ------------------------------------------------------------------------------
@@ -177,6 +209,8 @@ def node_ids(rid: ResourceId, body: dict, count: int) -> list[str]:
 def live_view(rid: ResourceId, body: dict, runs: list[dict], private: dict | None = None) -> dict:
     """The cluster as az shows it, with node counts from the jobs that hold or wait for its nodes
     and from the setup task's progress on each node."""
+    if is_slurm(body):
+        return _slurm_view(body)
     capacity, floor = node_capacity(body)
     held = [node for run in runs if run["phase"] in ("running", "terminating") for node in run["nodes"]]
     scale = body.get("scaleSettings") or {}
@@ -205,6 +239,44 @@ def live_view(rid: ResourceId, body: dict, runs: list[dict], private: dict | Non
     if leaving:
         view["allocationState"] = "resizing"
     return models.present(view, models.CLUSTER)
+
+
+SLURM_STATES = ("idle", "running", "preparing", "leaving", "unusable")
+
+
+def _slurm_view(body: dict) -> dict:
+    """A slurm cluster as az shows it: its partition's nodes and their states from sinfo (idle;
+    allocated, mixed or completing: running; powering up: preparing; draining: leaving; down,
+    drained, not responding...: unusable). Nodes busy with any job of the partition count as running."""
+    from batchai_cli.engines import slurm
+
+    view = dict(body)
+    try:
+        nodes = slurm.partition_nodes((body.get("engine") or {}).get("partition"))
+        errors = None
+    except BatchAIError as exc:
+        log.warning("%s", exc)
+        nodes = []
+        errors = [{"code": "SlurmNotAnswering", "message": str(exc), "details": None}]
+    counts = dict.fromkeys(SLURM_STATES, 0)
+    for _name, node_state in nodes:
+        counts[slurm.node_state_kind(node_state)] += 1
+    view["currentNodeCount"] = len(nodes)
+    view["nodeStateCounts"] = {f"{kind}NodeCount": counts[kind] for kind in SLURM_STATES}
+    view["errors"] = errors
+    if counts["leaving"] or counts["preparing"]:
+        view["allocationState"] = "resizing"
+    return models.present(view, models.CLUSTER)
+
+
+def slurm_nodes(body: dict, names: list[str] | None = None) -> list[dict]:
+    """Nodes of a slurm cluster's partition (or the named ones) as az's remote login list."""
+    from batchai_cli.engines import slurm
+
+    if names is None:
+        names = [name for name, _state in slurm.partition_nodes((body.get("engine") or {}).get("partition"))]
+    addresses = slurm.node_addresses(names) if names else {}
+    return [{"ipAddress": addresses.get(name, name), "nodeId": name, "port": 22} for name in names]
 
 
 def get_cluster(session: Session, rid: ResourceId) -> dict:
@@ -280,8 +352,10 @@ def delete_cluster(session: Session, rid: ResourceId) -> None:
 
 def list_remote_login_information(session: Session, rid: ResourceId) -> list[dict]:
     """The nodes of a cluster: az's remote login list (nodeId, ipAddress, port). Local nodes are
-    this machine, reached over SSH on its usual port."""
+    this machine, reached over SSH on its usual port; a slurm cluster's are its partition's."""
     view = get_cluster(session, rid)
+    if is_slurm(view):
+        return slurm_nodes(view)
     return [
         {"ipAddress": "127.0.0.1", "nodeId": node, "port": 22} for node in node_ids(rid, view, view["currentNodeCount"])
     ]

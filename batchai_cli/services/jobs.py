@@ -4,6 +4,11 @@ States as in Batch AI: queued -> running -> succeeded | failed, and terminating 
 runner (engines/runner.py) moves it along; if that process dies without recording an end (killed,
 machine rebooted), the next look at the job (show, list, wait, cluster show) finds out and marks
 the job failed with an error saying so, so no job stays "running" forever.
+
+On a Slurm cluster the runner is the job's Slurm batch job (engines/slurm.py): job create submits
+it with sbatch, terminate signals it with scancel (or removes it from Slurm's queue), and a Slurm
+job that has ended or vanished without the runner recording the end is found through squeue and
+scontrol, and reported with its Slurm job id and state.
 """
 
 from __future__ import annotations
@@ -129,8 +134,11 @@ def _exists() -> AlreadyExists:
 
 
 def _check_fits(properties: dict, cluster_rid: ResourceId, cluster_body: dict) -> None:
-    from batchai_cli.services.clusters import node_capacity
+    from batchai_cli.services.clusters import check_fits_slurm, is_slurm, node_capacity
 
+    if is_slurm(cluster_body):
+        check_fits_slurm(cluster_rid, cluster_body, int(properties["nodeCount"]))
+        return
     capacity, _ = node_capacity(cluster_body)
     needed = int(properties["nodeCount"])
     if needed > capacity:
@@ -166,10 +174,15 @@ def _container(properties: dict, no_container: bool) -> dict | None:
 def _start_runner(session: Session, rid: ResourceId) -> None:
     from batchai_cli.agent import layout
     from batchai_cli.engines import process_start, python_module, spawn_detached
+    from batchai_cli.services.clusters import is_slurm
 
     body = session.state.get(rid)
     folder = layout.shared_dir(body)
     os.makedirs(folder, exist_ok=True)
+    cluster_body = session.state.get(ids.parse(body["cluster"]["id"], expect="cluster")) or {}
+    if is_slurm(cluster_body):
+        _submit_to_slurm(session, rid, cluster_body, folder)
+        return
     try:
         pid = spawn_detached(python_module("batchai_cli.engines.runner", str(rid)), os.path.join(folder, "runner.log"))
     except (OSError, BatchAIError) as exc:
@@ -178,15 +191,33 @@ def _start_runner(session: Session, rid: ResourceId) -> None:
     session.state.update_job(rid, runner={"pid": pid, "start": process_start(pid), "host": socket.gethostname()})
 
 
+def _submit_to_slurm(session: Session, rid: ResourceId, cluster_body: dict, folder: str) -> None:
+    from batchai_cli.engines import slurm
+
+    properties = session.state.get_private(rid)["properties"]
+    try:
+        slurm_job = slurm.submit(str(rid), rid.name, properties, cluster_body.get("engine") or {}, folder)
+    except BatchAIError as exc:
+        _end(session, rid, [_error("JobStartFailed", f"Could not submit the job to Slurm: {exc.message}")])
+        raise BatchAIError(exc.message, hint=exc.hint) from None
+    session.state.update_job(rid, runner={"slurm_job_id": slurm_job, "host": socket.gethostname()})
+
+
 def _error(code: str, message: str) -> dict:
     return {"code": code, "message": message, "details": None}
 
 
+class _Ended(Exception):
+    """The job's end is already recorded."""
+
+
 def _end(session: Session, rid: ResourceId, errors: list[dict]) -> None:
-    """Mark a job failed from outside its runner (the runner is gone)."""
+    """Mark a job failed from outside its runner (the runner is gone), unless it has ended already."""
     stamp = state.now_iso()
 
-    def change(body: dict, _run: dict) -> dict:
+    def change(body: dict, run: dict) -> dict:
+        if run["phase"] not in state.ACTIVE_PHASES:
+            raise _Ended
         info = body.get("executionInfo") or {}
         body["executionState"] = "failed"
         body["executionStateTransitionTime"] = stamp
@@ -198,7 +229,7 @@ def _end(session: Session, rid: ResourceId, errors: list[dict]) -> None:
         }
         return body
 
-    with contextlib.suppress(state.MissingResource):
+    with contextlib.suppress(state.MissingResource, _Ended):
         session.state.update_job(rid, change, phase="ended", nodes=[])
 
 
@@ -214,27 +245,50 @@ def _runner_dead(run: dict) -> bool:
     return not process_alive(runner["pid"], runner.get("start"))
 
 
+def _slurm_job_ended(run: dict) -> list[dict] | None:
+    """The errors to record for an active run whose Slurm job ended or vanished without the runner
+    recording the end; None while it may still run, or when Slurm cannot be asked (said on stderr)."""
+    from batchai_cli.engines import slurm
+
+    slurm_job = run["runner"]["slurm_job_id"]
+    try:
+        errors = slurm.ended_errors(slurm_job)
+    except BatchAIError as exc:
+        log.warning("Cannot check Slurm job %s: %s", slurm_job, exc)
+        return None
+    if errors and run["phase"] == "terminating":
+        # A terminate that stopped the job before its runner could record it.
+        return [_error("JobTerminated", "The job was terminated by the user."), *errors]
+    return errors
+
+
+def _dead_runner_errors(run: dict) -> list[dict] | None:
+    """For an active run: the errors to record if its runner is gone, else None."""
+    if "slurm_job_id" in (run.get("runner") or {}):
+        return _slurm_job_ended(run)
+    if not _runner_dead(run):
+        return None
+    return [
+        _error(
+            "JobRunnerDied",
+            f"The process that ran this job (pid {run['runner']['pid']}) ended without recording the job's "
+            "end: it was killed or crashed. Its processes were stopped; see runner.log in the job's shared "
+            "folder.",
+        )
+    ]
+
+
 def _reconcile(session: Session, runs: list[dict]) -> list[dict]:
     """End the active runs whose runner died; returns the runs still active."""
     alive = []
     woken = set()
     for run in runs:
-        if run["phase"] in state.ACTIVE_PHASES and _runner_dead(run):
+        errors = _dead_runner_errors(run) if run["phase"] in state.ACTIVE_PHASES else None
+        if errors:
             rid = ids.parse(session.state.get_key_id(run["job_key"]) or "", expect="job")
-            pid = run["runner"]["pid"]
-            _end(
-                session,
-                rid,
-                [
-                    _error(
-                        "JobRunnerDied",
-                        f"The process that ran this job (pid {pid}) ended without recording the job's "
-                        "end: it was killed or crashed. Its processes were stopped; see runner.log in the job's shared "
-                        "folder.",
-                    )
-                ],
-            )
-            _kill_leftovers(session.state.get(rid))
+            _end(session, rid, errors)
+            if "slurm_job_id" not in run["runner"]:  # Slurm stops a job's processes on its nodes itself
+                _kill_leftovers(session.state.get(rid))
             woken.add(run["cluster_key"])
         else:
             alive.append(run)
@@ -279,8 +333,7 @@ def get_job(session: Session, rid: ResourceId) -> dict:
     if body is None:
         raise not_found(rid)
     run = session.state.get_run(rid.key)
-    if run and run["phase"] in state.ACTIVE_PHASES and _runner_dead(run):
-        _reconcile(session, [run])
+    if run and run["phase"] in state.ACTIVE_PHASES and not _reconcile(session, [run]):
         body = session.state.get(rid)
     return present(body)
 
@@ -317,11 +370,27 @@ def terminate_job(session: Session, rid: ResourceId, *, reason: str | None = Non
 
     session.state.update_job(rid, change, phase="terminating")
     runner = run.get("runner") or {}
-    if runner.get("pid") and runner.get("host") == socket.gethostname():
+    if runner.get("slurm_job_id"):
+        _terminate_in_slurm(session, rid, runner["slurm_job_id"])
+    elif runner.get("pid") and runner.get("host") == socket.gethostname():
         import signal
 
         with contextlib.suppress(ProcessLookupError):
             os.kill(runner["pid"], signal.SIGTERM)
+
+
+def _terminate_in_slurm(session: Session, rid: ResourceId, slurm_job: str) -> None:
+    """A pending Slurm job leaves Slurm's queue and ends here; a running one's runner is signalled
+    and ends the job itself (it also sees the job terminating, should the signal be lost)."""
+    from batchai_cli.engines import slurm
+
+    try:
+        was = slurm.cancel(slurm_job)
+    except BatchAIError as exc:
+        log.warning("Could not reach Slurm to stop job %s: %s", slurm_job, exc)
+        return
+    if was == "PENDING":
+        _end(session, rid, [_error("JobTerminated", "The job was terminated before it started.")])
 
 
 def terminate_jobs_on_cluster(session: Session, cluster_rid: ResourceId, *, reason: str) -> None:
@@ -371,12 +440,17 @@ def wait_events(
 
 def list_remote_login_information(session: Session, rid: ResourceId) -> list[dict]:
     """The nodes a job runs on (none once it has ended), as az's remote login list."""
-    from batchai_cli.services.clusters import node_ids
+    from batchai_cli.services.clusters import is_slurm, node_ids, slurm_nodes
 
     job = get_job(session, rid)
     run = session.state.get_run(rid.key)
     if not run or not run["nodes"]:
         return []
     cluster_rid = ids.parse(job["cluster"]["id"], expect="cluster")
+    cluster_body = session.state.get(cluster_rid) or {}
+    if is_slurm(cluster_body):
+        # The runner records the nodes Slurm gave the job once it starts them.
+        names = session.state.get_private(rid).get("options", {}).get("node_names")
+        return slurm_nodes(cluster_body, names) if names else []
     names = node_ids(cluster_rid, session.state.get(cluster_rid) or {}, max(run["nodes"]) + 1)
     return [{"ipAddress": "127.0.0.1", "nodeId": names[index], "port": 22} for index in run["nodes"]]

@@ -1,0 +1,355 @@
+"""The slurm engine: a job is one Slurm batch job, and its agents one `srun` step in it.
+
+    sbatch --nodes=N --ntasks-per-node=1 --exclusive ...  job.sbatch
+      job.sbatch:  python -m batchai_cli.engines.runner --slurm <job-id>      (on the first node)
+        srun --nodes=N --ntasks=N --ntasks-per-node=1 python -m batchai_cli.agent run-slurm <job-id>
+
+Slurm queues the job and picks its nodes, so the runner does not wait in batchai's queue; it
+enforces maxWallClockTime, terminate and the job's end exactly as on a local cluster, and each
+agent is task $SLURM_PROCID on the node Slurm calls $SLURMD_NODENAME. What maps to what:
+
+    batchai                      Slurm
+    cluster engine partition     --partition (none: Slurm's default partition)
+    cluster engine account       --account
+    nodeCount                    --nodes (whole nodes: --exclusive, one agent per node)
+    maxWallClockTime             --time, in whole minutes rounded up, plus one minute in which the
+                                 runner stops the job itself at the exact limit and ships its logs
+    schedulingPriority           --nice: high 0, normal 1000, low 2000 (a lower nice runs first;
+                                 under priority/basic each step outweighs the age of 1000 jobs)
+    the job create environment   --export=ALL (BATCHAI_HOME, PATH, storage credentials...)
+    runner.log                   --output/--error, in the job's shared folder
+
+Every Slurm command runs with a timeout, and a failure becomes one EngineError saying what to check.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+
+from batchai_cli import log
+from batchai_cli.errors import EngineError
+
+NICE = {"high": 0, "normal": 1000, "low": 2000}
+COMMAND_TIMEOUT = 30.0
+RUNNER_GRACE_MINUTES = 1
+# Slurm job states in which the batch script may still run (or is about to).
+ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
+                 "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+CONTROLLER_HINT = ("Check that slurmctld is running and answering (sinfo should list the partitions) and that "
+                   "SLURM_CONF or /etc/slurm/slurm.conf names it.")
+
+
+# -- running Slurm's commands -------------------------------------------------------------------
+
+
+def run(argv: list[str], *, what: str) -> str:
+    """Run a Slurm client command; its stdout, or an EngineError saying what failed and what to check."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise EngineError(
+            f"Cannot {what}: Slurm's {argv[0]} is not on PATH.",
+            hint="Install Slurm's client commands (apt-get install slurm-client, or slurm-wlm) or fix PATH.",
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"Cannot {what}: {argv[0]} did not answer within {COMMAND_TIMEOUT:.0f} s "
+                          "(slurmctld is not answering).", hint=CONTROLLER_HINT) from None
+    if done.returncode != 0:
+        raise EngineError(f"Cannot {what}: {_last_line(argv[0], done.stderr or done.stdout)}", hint=_hint(done.stderr))
+    return done.stdout
+
+
+def _last_line(program: str, text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return f"{program} failed with no message."
+    line = lines[-1]
+    for prefix in (f"{program}: error: ", f"{program}: fatal: ", "slurm_load_jobs error: "):
+        line = line.removeprefix(prefix)
+    return f"{program}: {line}"
+
+
+def _hint(stderr: str) -> str:
+    text = stderr.lower()
+    if "unable to contact slurm controller" in text or "connection refused" in text or "slurm_conf" in text \
+            or "configuration file" in text or "zero bytes were transmitted" in text:
+        return CONTROLLER_HINT
+    if "munge" in text or "authentication" in text:
+        return "Check that munged runs on this machine with the cluster's key (munge -n | unmunge should work)."
+    if "partition" in text:
+        return "Check the cluster's engine partition against the partitions sinfo lists."
+    if "account" in text or "association" in text:
+        return "Check the cluster's engine account (sacctmgr show assoc user=$USER lists yours)."
+    return "Run the same Slurm command by hand to see more; slurmctld's log may say why."
+
+
+# -- submitting and watching a job --------------------------------------------------------------
+
+
+def submit(job_id: str, name: str, properties: dict, engine: dict, shared_dir: str) -> str:
+    """Submit a job's runner with sbatch; returns the Slurm job id. shared_dir must be on a file
+    system the nodes share (it holds the batch script, runner.log and the agents' results)."""
+    from batchai_cli.engines import python_module
+
+    nodes = int(properties["nodeCount"])
+    script = os.path.join(shared_dir, "job.sbatch")
+    runner = " ".join(_quote(arg) for arg in python_module("batchai_cli.engines.runner", "--slurm", job_id))
+    with open(script, "w") as handle:
+        # Signals are ignored until the runner has its handlers: a terminate in that window is
+        # not lost, the runner reads the job's state before it starts anything.
+        handle.write(f"#!/bin/sh\ntrap '' TERM INT USR1\nexec {runner}\n")
+    log_path = os.path.join(shared_dir, "runner.log")
+    argv = ["sbatch", "--parsable", f"--job-name=batchai-{name}", f"--nodes={nodes}", "--ntasks-per-node=1",
+            "--exclusive", "--no-requeue", "--export=ALL", f"--output={log_path}", f"--error={log_path}",
+            "--open-mode=append", f"--chdir={shared_dir}",
+            f"--nice={NICE.get(properties.get('schedulingPriority') or 'normal', NICE['normal'])}"]
+    if engine.get("partition"):
+        argv.append(f"--partition={engine['partition']}")
+    if engine.get("account"):
+        argv.append(f"--account={engine['account']}")
+    minutes = time_limit_minutes(properties)
+    if minutes:
+        partition = engine.get("partition") or default_partition()
+        longest = partition_time_limit(partition)
+        if longest is not None and minutes > longest:
+            log.warning("maxWallClockTime is longer than Slurm partition %s allows (%d minutes): Slurm will stop "
+                        "the job after %d minutes.", partition, longest, longest)
+            minutes = longest
+        argv.append(f"--time={minutes}")
+    out = run([*argv, script], what="submit the job to Slurm")
+    return out.strip().split(";")[0]
+
+
+def partition_time_limit(partition: str) -> int | None:
+    """A partition's MaxTime in minutes; None when it has none. sinfo prints it as [[days-]hours:]minutes:seconds
+    (5:00, 1:05:00, 2-03:00:00) or "infinite"."""
+    text = run(["sinfo", "-h", "-p", partition, "-o", "%l"], what=f"read Slurm partition {partition}'s time limit")
+    found = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", (text.split() or [""])[0])
+    if not found:
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    return (days * 24 + hours) * 60 + minutes + math.ceil(seconds / 60)
+
+
+def time_limit_minutes(properties: dict) -> int | None:
+    from batchai_cli.engines.runner import _wall_clock_seconds
+
+    seconds = _wall_clock_seconds(properties)
+    return math.ceil(seconds / 60) + RUNNER_GRACE_MINUTES if seconds else None
+
+
+def job_state(slurm_job: str) -> tuple[str, str | None] | None:
+    """(state, exit code) of a Slurm job, e.g. ("RUNNING", None), ("CANCELLED", "0:15"); None when
+    Slurm no longer knows it (it forgets ended jobs after MinJobAge). EngineError if Slurm cannot
+    be asked."""
+    out = subprocess_or_none(["squeue", "-h", "-j", slurm_job, "-o", "%T"])
+    if out and out.split()[0] in ACTIVE_STATES:
+        return out.split()[0], None
+    out = subprocess_or_none(["scontrol", "show", "job", slurm_job, "-o"])
+    if not out:
+        return None
+    fields = dict(re.findall(r"(\w+)=(\S*)", out))
+    return fields.get("JobState", "UNKNOWN"), fields.get("ExitCode")
+
+
+def subprocess_or_none(argv: list[str]) -> str | None:
+    """stdout of a query, or None when Slurm says the job id is unknown."""
+    try:
+        return run(argv, what="ask Slurm about the job")
+    except EngineError as exc:
+        if "invalid job id" in exc.message.lower():
+            return None
+        raise
+
+
+def ended_errors(slurm_job: str) -> list[dict] | None:
+    """For an active batchai job whose Slurm job is gone or has ended without the runner recording
+    the end: the errors to record. None while the Slurm job may still run."""
+    found = job_state(slurm_job)
+    if found is not None and found[0] in ACTIVE_STATES:
+        return None
+    if found is None:
+        message = (f"Slurm job {slurm_job} is gone (Slurm no longer knows it) and the job's end was never "
+                   "recorded: its runner was stopped before it could. See runner.log in the job's shared folder.")
+        return [_error("SlurmJobEnded", message, slurmJobId=slurm_job)]
+    state, exit_code = found
+    message = (f"Slurm job {slurm_job} ended ({state}{', exit code ' + exit_code if exit_code else ''}) without "
+               f"the job's end being recorded: {_why(state)} See runner.log in the job's shared folder.")
+    return [_error("SlurmJobEnded", message, slurmJobId=slurm_job, slurmJobState=state)]
+
+
+def _why(state: str) -> str:
+    return {
+        "CANCELLED": "it was cancelled in Slurm (scancel, or an administrator).",
+        "TIMEOUT": "it reached its Slurm time limit.",
+        "NODE_FAIL": "one of its nodes failed.",
+        "PREEMPTED": "Slurm preempted it.",
+        "OUT_OF_MEMORY": "it ran out of memory.",
+        "BOOT_FAIL": "its nodes failed to boot.",
+        "DEADLINE": "it reached its deadline.",
+    }.get(state, "its runner ended early (killed or crashed).")
+
+
+def state_message(slurm_job: str) -> str:
+    """What the runner records when Slurm itself stopped the job. Slurm shows the job COMPLETING
+    until its runner exits, so why it was stopped cannot be told yet."""
+    return (f"Slurm stopped the job (Slurm job {slurm_job}) before it ended: it was cancelled in Slurm (scancel, "
+            "an administrator), reached a Slurm time limit, or lost a node.")
+
+
+def cancel(slurm_job: str) -> str | None:
+    """Stop a Slurm job: a pending one is removed from the queue (returns "PENDING"); a running one's
+    runner gets SIGTERM and stops the job itself. Returns the state it was in (None: gone)."""
+    found = job_state(slurm_job)
+    if found is None or found[0] not in ACTIVE_STATES:
+        return found[0] if found else None
+    if found[0] == "PENDING":
+        run(["scancel", slurm_job], what=f"cancel Slurm job {slurm_job}")
+    else:
+        run(["scancel", "--batch", "--signal=TERM", slurm_job], what=f"signal Slurm job {slurm_job}")
+    return found[0]
+
+
+def _error(code: str, message: str, **details: str) -> dict:
+    return {"code": code, "message": message,
+            "details": [{"name": k, "value": v} for k, v in details.items()] or None}
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+# -- inside the allocation: the agents' step ----------------------------------------------------
+
+
+class AgentStep:
+    """The job's agents as one srun step (one task per node), with the interface the runner uses
+    for its agents: running(), task_done(task), signal(sig), how(task), where(task)."""
+
+    # Our batch script runs exactly one srun, so its step is the job's step 0.
+    STEP = 0
+
+    def __init__(self, job_id: str, node_names: list[str], shared_dir: str, result_path):
+        self.slurm_job = os.environ["SLURM_JOB_ID"]
+        self.result_path = result_path
+        self.node_names = node_names
+        self.stop_mark = stop_mark(shared_dir)
+        node_count = len(node_names)
+        # slurmstepd starts tasks with signals unblocked, so an agent would die of a SIGTERM sent
+        # before its handlers are in place (a short task 0 ends before the idle nodes' agents have
+        # started). The agents start with SIGTERM ignored instead, and look for the stop mark,
+        # written before any signal, once their handlers are in place.
+        argv = ["srun", f"--nodes={node_count}", f"--ntasks={node_count}", "--ntasks-per-node=1",
+                "--kill-on-bad-exit=0", f"--output={os.path.join(shared_dir, 'agent-%t.log')}",
+                "sh", "-c", "trap '' TERM INT; exec \"$0\" \"$@\"",
+                sys.executable, "-m", "batchai_cli.agent", "run-slurm", job_id]
+        self.srun = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        self.killed = False
+
+    def running(self) -> bool:
+        return self.srun.poll() is None
+
+    def task_done(self, task: int) -> bool:
+        return self.srun.poll() is not None or os.path.exists(self.result_path(task))
+
+    def signal(self, sig: int) -> None:
+        """Signal every process of the step on every node (srun itself would kill them at once on
+        SIGTERM). SIGKILL is sent once; the runner repeats its signals."""
+        if not self.running() or (sig == signal.SIGKILL and self.killed):
+            return
+        self.killed = self.killed or sig == signal.SIGKILL
+        with open(self.stop_mark, "a"):
+            pass
+        name = signal.Signals(sig).name.removeprefix("SIG")
+        try:
+            run(["scancel", f"--signal={name}", f"{self.slurm_job}.{self.STEP}"], what="signal the job's agents")
+        except EngineError as exc:
+            if "invalid job id" not in exc.message.lower():  # else the step has ended meanwhile
+                print(f"warning: {exc}", file=sys.stderr, flush=True)
+
+    def where(self, task: int) -> str:
+        node = self.node_names[task] if task < len(self.node_names) else "?"
+        return f"node {node} (task {task})"
+
+    def how(self, task: int) -> str:
+        return f"ended (srun exited with code {self.srun.returncode})"
+
+
+def stop_mark(shared_dir: str) -> str:
+    """The file that tells a Slurm job's agents to stop, should they start after the signal."""
+    return os.path.join(shared_dir, "stop-agents")
+
+
+def hostnames(nodelist: str) -> list[str]:
+    """Slurm's compact node list (n[1-2],gpu3) as names, in Slurm's order."""
+    if not nodelist:
+        return []
+    return run(["scontrol", "show", "hostnames", nodelist], what="expand the job's node list").split()
+
+
+def node_addresses(names: list[str] | None = None) -> dict[str, str]:
+    """NodeAddr of Slurm nodes (all of them when names is None)."""
+    argv = ["scontrol", "show", "node", "-o"] + ([",".join(names)] if names else [])
+    addresses = {}
+    for line in run(argv, what="look up the nodes' addresses").splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "NodeName" in fields:
+            addresses[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
+    return addresses
+
+
+# -- partitions ---------------------------------------------------------------------------------
+
+
+def partition_nodes(partition: str | None) -> list[tuple[str, str]]:
+    """(node name, long state) of each node in a partition (None: Slurm's default partition).
+    EngineError when Slurm cannot be asked or has no such partition."""
+    name = partition or default_partition()
+    out = run(["sinfo", "-N", "-h", "-p", name, "-o", "%N %T"], what=f"list the nodes of Slurm partition {name}")
+    nodes = [tuple(line.split()[:2]) for line in out.splitlines() if len(line.split()) >= 2]
+    if not nodes:
+        known = run(["sinfo", "-h", "-o", "%R"], what="list Slurm's partitions").split()
+        raise EngineError(f'Slurm has no partition "{name}" (it has: {", ".join(sorted(set(known))) or "none"}).',
+                          hint="Set engine.partition in cluster.json to one of them.")
+    return nodes
+
+
+def partition_size(partition: str | None) -> int:
+    """How many nodes a partition has (sinfo -h -p <partition> -o %D)."""
+    name = partition or default_partition()
+    out = run(["sinfo", "-h", "-p", name, "-o", "%D"], what=f"count the nodes of Slurm partition {name}")
+    counts = [int(word) for word in out.split() if word.isdigit()]
+    if not counts:
+        partition_nodes(name)  # raises with the partitions Slurm has
+    return sum(counts)
+
+
+def default_partition() -> str:
+    for word in run(["sinfo", "-h", "-o", "%P"], what="find Slurm's default partition").split():
+        if word.endswith("*"):
+            return word[:-1]
+    raise EngineError("Slurm has no default partition.", hint="Set engine.partition in cluster.json.")
+
+
+def node_state_kind(state: str) -> str:
+    """A Slurm node state (sinfo %T) as a Batch AI node state: idle, running, preparing, leaving or
+    unusable."""
+    if state.endswith("*"):  # not responding
+        return "unusable"
+    if state.endswith("#") or state.startswith(("powering_up", "boot", "reboot")):
+        return "preparing"
+    base = state.rstrip("~#!%$@^-")
+    if base in ("idle", "planned"):
+        return "idle"
+    if base in ("allocated", "mixed", "completing"):
+        return "running"
+    if base == "draining":
+        return "leaving"
+    return "unusable"

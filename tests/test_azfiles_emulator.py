@@ -1,5 +1,5 @@
 """The Azure Files emulator (tests/azfiles_emulator) against the real SDK and against recorded traffic
-of the real service (/work/shared/reference/azure-files-recordings)."""
+of the real service (tests/data/reference/azure-files-recordings)."""
 
 from __future__ import annotations
 
@@ -785,7 +785,7 @@ def test_run_as_a_separate_process(tmp_path):
 
 # ---- recorded traffic of the real service ------------------------------------------------------
 
-RECORDINGS = Path("/work/shared/reference/azure-files-recordings")
+RECORDINGS = Path(__file__).resolve().parent / "data" / "reference" / "azure-files-recordings"
 
 
 @dataclass

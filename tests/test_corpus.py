@@ -1,8 +1,8 @@
 """The corpus walk: every real job, cluster and file-server file we have, with the outcome each must give.
 
-../shared/corpus/batchai-recipes   the official recipes and every historical version of them
+tests/data/corpus/batchai-recipes   the official recipes and every historical version of them
   from-docs/configs                config blocks from the Batch AI docs
-../shared/corpus/wild              files users wrote (kinds in wild/SOURCES.md)
+tests/data/corpus/wild              files users wrote (kinds in wild/SOURCES.md)
 
 Recipes validate at their own API version and build into complete requests; the docs' complete
 configs validate as their kind and their broken blocks give clean errors with line and column; wild
@@ -29,11 +29,10 @@ from batchai_cli.config import (
 from batchai_cli.config.mounts import MSG_CONFIGURE_KEY
 from batchai_cli.errors import BatchAIError, InvalidConfig
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 RECIPES = CORPUS / "batchai-recipes"
 DOCS = RECIPES / "from-docs" / "configs"
 WILD = CORPUS / "wild"
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not available")
 
 CLUSTER_ID = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/ws/clusters/gpu"
 ENV = {"AZURE_BATCHAI_STORAGE_ACCOUNT": "mystorage", "AZURE_BATCHAI_STORAGE_KEY": "c2VjcmV0"}

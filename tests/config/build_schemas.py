@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SWAGGER = REPO.parent / "shared" / "reference" / "batchai-2018-05-01.swagger.json"
+SWAGGER = REPO / "tests" / "data" / "reference" / "batchai-2018-05-01.swagger.json"
 SCHEMAS = REPO / "schemas"
 BASE_URL = "https://batchai.dev/schemas"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,3 +79,24 @@ def pid_alive(pid: int) -> bool:
             return handle.read().split(") ")[1][0] not in "ZX"
     except OSError:
         return False
+
+
+def until(check, timeout: float = 30, what: str = "the condition"):
+    """Poll check() until it returns something true, and return that; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_state(lab: Lab, name: str, states: tuple[str, ...], timeout: float = 30) -> dict:
+    """The job once it is in one of `states`."""
+    return until(lambda: (shown := lab.show(name))["executionState"] in states and shown, timeout,
+                 f"{name} to be {states}")
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 10) -> None:
+    until(lambda: path.exists() and path.read_text() == text, timeout, f"{path} to hold {text!r}")

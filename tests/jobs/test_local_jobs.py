@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.jobs.conftest import custom, pid_alive
+from tests.jobs.conftest import custom, pid_alive, wait_for_text, wait_state
 
 
 def test_job_runs_and_lands_in_the_output_folder(lab, tmp_path):
@@ -134,16 +134,6 @@ def test_wall_clock_limit_stops_the_job(lab, tmp_path):
     assert (lab.stdouterr("slow", out) / "stdout.txt").read_text() == "start\n"
 
 
-def _wait_state(lab, name, states, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        shown = lab.show(name)
-        if shown["executionState"] in states:
-            return shown
-        time.sleep(0.1)
-    raise AssertionError(f"{name} never reached {states}: {shown['executionState']}")
-
-
 def _job_pids(out_folder) -> list[int]:
     return [int(p) for p in (out_folder / "pid").read_text().split()]
 
@@ -152,7 +142,7 @@ def test_terminate_stops_every_process(lab, tmp_path):
     out = tmp_path / "out"
     marker = tmp_path / "pid"
     lab.submit("long", custom(f"sleep 300 & echo $! > {marker}; echo $$ >> {marker}; wait", out))
-    _wait_state(lab, "long", ("running",))
+    wait_state(lab, "long", ("running",))
     deadline = time.monotonic() + 10
     while not (marker.exists() and len(marker.read_text().split()) == 2) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -177,7 +167,7 @@ def test_queue_runs_by_priority_then_age(lab, tmp_path):
     out = tmp_path / "out"
     order = tmp_path / "order"
     lab.submit("first", custom(f"sleep 1; echo first >> {order}", out))
-    _wait_state(lab, "first", ("running",))
+    wait_state(lab, "first", ("running",))
     lab.submit("low", custom(f"echo low >> {order}", out, schedulingPriority="low"))
     lab.submit("normal", custom(f"echo normal >> {order}", out))
     lab.submit("high", custom(f"echo high >> {order}", out, schedulingPriority="high"))
@@ -218,9 +208,9 @@ def test_duplicate_job_name(lab, tmp_path):
 def test_an_agent_killed_with_sigkill_fails_the_job(lab, tmp_path):
     out = tmp_path / "out"
     lab.submit("victim", custom("echo before; sleep 300", out))
-    shown = _wait_state(lab, "victim", ("running",))
+    shown = wait_state(lab, "victim", ("running",))
     uuid = shown["jobOutputDirectoryPathSegment"].rsplit("/", 1)[1]
-    _wait_for_text(lab.stdouterr("victim", out) / "stdout.txt", "before\n")
+    wait_for_text(lab.stdouterr("victim", out) / "stdout.txt", "before\n")
     agent_pid = _find_process(f"batchai_cli.agent run {shown['id']}")
     os.kill(agent_pid, signal.SIGKILL)
     assert lab.wait("victim").code == 1
@@ -235,8 +225,8 @@ def test_an_agent_killed_with_sigkill_fails_the_job(lab, tmp_path):
 def test_a_runner_killed_with_sigkill_is_found_by_job_show(lab, tmp_path):
     out = tmp_path / "out"
     lab.submit("orphan", custom("echo up; sleep 300", out))
-    shown = _wait_state(lab, "orphan", ("running",))
-    _wait_for_text(lab.stdouterr("orphan", out) / "stdout.txt", "up\n")
+    shown = wait_state(lab, "orphan", ("running",))
+    wait_for_text(lab.stdouterr("orphan", out) / "stdout.txt", "up\n")
     runner_pid = _find_process(f"batchai_cli.engines.runner {shown['id']}")
     os.kill(runner_pid, signal.SIGKILL)
     time.sleep(0.2)
@@ -248,15 +238,6 @@ def test_a_runner_killed_with_sigkill_is_found_by_job_show(lab, tmp_path):
     # Its node is free again.
     lab.submit("next", custom("true", out))
     assert lab.wait("next").code == 0
-
-
-def _wait_for_text(path, text: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text() == text:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{path} never held {text!r}")
 
 
 def _find_process(needle: str) -> int:

@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import time
 
-from tests.jobs.conftest import custom
+from tests.jobs.conftest import custom, until
 
 
 def _counts(lab, name):
     return lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", name).json()
-
-
-def _until(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition never held")
 
 
 def test_setup_task_prepares_every_node_before_jobs_run(lab, tmp_path):
@@ -38,7 +28,7 @@ def test_setup_task_prepares_every_node_before_jobs_run(lab, tmp_path):
     gate.touch()
     assert lab.wait("early").code == 0
     assert (lab.stdouterr("early", out) / "stdout.txt").read_text() == "ready\n"
-    counts = _until(lambda: (c := _counts(lab, "prep"))["nodeStateCounts"]["idleNodeCount"] == 2 and c)
+    counts = until(lambda: (c := _counts(lab, "prep"))["nodeStateCounts"]["idleNodeCount"] == 2 and c)
     assert counts["errors"] is None
     files = sorted(p.name for p in (setup_out / suffix).iterdir())
     assert len(files) == 6 and all(f.startswith(("stdout-tvm-", "stderr-tvm-", "execution-tvm-")) for f in files)
@@ -48,7 +38,7 @@ def test_setup_task_prepares_every_node_before_jobs_run(lab, tmp_path):
 
 def test_a_failing_setup_task_makes_the_node_unusable(lab, tmp_path):
     lab.cluster("broken", 1, "--setup-task", "echo no disk >&2; exit 5", "--setup-task-output", str(tmp_path / "s"))
-    cluster = _until(lambda: (c := _counts(lab, "broken"))["nodeStateCounts"]["unusableNodeCount"] == 1 and c)
+    cluster = until(lambda: (c := _counts(lab, "broken"))["nodeStateCounts"]["unusableNodeCount"] == 1 and c)
     (error,) = cluster["errors"]
     assert error["code"] == "SetupTaskFailed"
     assert error["message"].endswith("with exit code 5.")
@@ -58,9 +48,9 @@ def test_a_failing_setup_task_makes_the_node_unusable(lab, tmp_path):
 
 def test_resize_sets_up_the_new_nodes(lab, tmp_path):
     lab.cluster("grow", 1, "--setup-task", "echo hi", "--setup-task-output", str(tmp_path / "s"))
-    _until(lambda: _counts(lab, "grow")["nodeStateCounts"]["idleNodeCount"] == 1)
+    until(lambda: _counts(lab, "grow")["nodeStateCounts"]["idleNodeCount"] == 1)
     resized = lab.batchai("cluster", "resize", "-g", "rg", "-w", "ws", "-n", "grow", "-t", "3").json()
     assert resized["scaleSettings"]["manual"]["targetNodeCount"] == 3
-    _until(lambda: _counts(lab, "grow")["nodeStateCounts"]["idleNodeCount"] == 3)
+    until(lambda: _counts(lab, "grow")["nodeStateCounts"]["idleNodeCount"] == 3)
     nodes = lab.batchai("cluster", "node", "list", "-g", "rg", "-w", "ws", "-c", "grow").json()
     assert [n["nodeId"].split("_")[1].split("-")[0] for n in nodes] == ["1", "2", "3"]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.jobs.conftest import custom, pid_alive
+from tests.jobs.conftest import custom, pid_alive, until, wait_state
 
 pytestmark = pytest.mark.integration
 
@@ -52,21 +52,6 @@ def slurm_job(slurm, job_id: str) -> dict:
     import re
 
     return dict(re.findall(r"(\w+)=(\S*)", slurm.run("scontrol", "show", "job", job_id, "-o").stdout))
-
-
-def wait_until(check, timeout: float = 30, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def wait_state(lab, name: str, states: tuple[str, ...], timeout: float = 30) -> dict:
-    return wait_until(lambda: (shown := lab.show(name))["executionState"] in states and shown, timeout,
-                      f"{name} to be {states}")
 
 
 def test_a_job_runs_through_sbatch(slurm_lab, slurm, tmp_path, monkeypatch):
@@ -111,7 +96,7 @@ def test_a_two_node_pytorch_job_has_a_task_on_each_node(slurm_lab, slurm, tmp_pa
     assert lab.submit("torch", job, cluster="s").code == 0
     wait_state(lab, "torch", ("running",))
     folder = lab.stdouterr("torch", out)
-    wait_until(lambda: all((folder / f"stdout-wk-{i}.txt").exists() and (folder / f"stdout-wk-{i}.txt").read_text()
+    until(lambda: all((folder / f"stdout-wk-{i}.txt").exists() and (folder / f"stdout-wk-{i}.txt").read_text()
                            for i in (0, 1)), what="both workers' first line")
     # While it runs: both nodes of the partition are running, and the job holds n1 and n2.
     counts = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "s").json()
@@ -137,7 +122,7 @@ def test_a_two_node_pytorch_job_has_a_task_on_each_node(slurm_lab, slurm, tmp_pa
     assert first["AZ_BATCHAI_PYTORCH_INIT_METHOD"] == second["AZ_BATCHAI_PYTORCH_INIT_METHOD"]
     assert first["AZ_BATCHAI_PYTORCH_INIT_METHOD"].startswith("tcp://127.0.0.1:")
     assert "(task 1 of 2)" in (folder / "execution-n2.log").read_text()
-    wait_until(lambda: lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "s").json()["nodeStateCounts"]
+    until(lambda: lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "s").json()["nodeStateCounts"]
                ["idleNodeCount"] == 2, what="both nodes idle again")
 
 
@@ -167,7 +152,7 @@ def test_terminate_stops_every_process_of_a_running_slurm_job(slurm_lab, slurm, 
     out, marker = tmp_path / "out", tmp_path / "pid"
     lab.submit("long", custom(f"sleep 300 & echo $! > {marker}; echo $$ >> {marker}; wait", out), cluster="s")
     shown = wait_state(lab, "long", ("running",))
-    wait_until(lambda: marker.exists() and len(marker.read_text().split()) == 2, what="the job's pids")
+    until(lambda: marker.exists() and len(marker.read_text().split()) == 2, what="the job's pids")
     pids = [int(pid) for pid in marker.read_text().split()]
     assert all(pid_alive(pid) for pid in pids)
     slurm_id = slurm_job_id(lab, "long")
@@ -179,7 +164,7 @@ def test_terminate_stops_every_process_of_a_running_slurm_job(slurm_lab, slurm, 
     assert not any(pid_alive(pid) for pid in pids)
     assert "Stopped: the job was terminated." in (lab.stdouterr("long", out) / "execution.log").read_text()
     # The runner ended the Slurm job itself, and no agent or runner is left.
-    wait_until(lambda: slurm_job(slurm, slurm_id).get("JobState") == "COMPLETED", what="the Slurm job's end")
+    until(lambda: slurm_job(slurm, slurm_id).get("JobState") == "COMPLETED", what="the Slurm job's end")
     assert not _processes(shown["id"])
 
 
@@ -217,10 +202,10 @@ def test_a_slurm_job_cancelled_behind_batchais_back_is_reported_failed(slurm_lab
     out = tmp_path / "out"
     lab.submit("victim", custom("echo up; sleep 300", out), cluster="s")
     wait_state(lab, "victim", ("running",))
-    wait_until(lambda: (lab.stdouterr("victim", out) / "stdout.txt").exists(), what="the job's stdout")
+    until(lambda: (lab.stdouterr("victim", out) / "stdout.txt").exists(), what="the job's stdout")
     slurm_id = slurm_job_id(lab, "victim")
     assert slurm.run("scancel", slurm_id).returncode == 0
-    wait_until(lambda: not slurm.run("squeue", "-h", "-j", slurm_id).stdout.strip(), what="the Slurm job's end")
+    until(lambda: not slurm.run("squeue", "-h", "-j", slurm_id).stdout.strip(), what="the Slurm job's end")
     shown = lab.show("victim")
     assert shown["executionState"] == "failed"
     # The runner records it when it can stop the agents within Slurm's KillWait (5 s here), else
@@ -247,12 +232,12 @@ def test_a_runner_killed_inside_slurm_is_found_by_job_show(slurm_lab, slurm, tmp
     runner = _processes(f"batchai_cli.engines.runner --slurm {shown['id']}")
     assert len(runner) == 1
     os.kill(runner[0], 9)
-    wait_until(lambda: not slurm.run("squeue", "-h", "-j", slurm_id).stdout.strip(), what="the Slurm job's end")
+    until(lambda: not slurm.run("squeue", "-h", "-j", slurm_id).stdout.strip(), what="the Slurm job's end")
     error = lab.show("orphan")["executionInfo"]["errors"][-1]
     assert error["code"] == "SlurmJobEnded"
     assert error["message"].startswith(f"Slurm job {slurm_id} ended (FAILED, exit code 0:9) without the job's end "
                                        "being recorded: its runner ended early (killed or crashed).")
-    wait_until(lambda: not _processes(shown["id"]), what="the agent's end")
+    until(lambda: not _processes(shown["id"]), what="the agent's end")
 
 
 def test_the_wall_clock_limit_is_exact_under_slurm(slurm_lab, slurm, tmp_path):

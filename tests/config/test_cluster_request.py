@@ -287,8 +287,8 @@ def test_engine_extension(tmp_path, home):
     assert cluster(home, write(tmp_path, doc), engine="local")[0]["properties"]["engine"] == {"type": "local"}
 
 
-@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
 def test_generate_ssh_keys(home):
+    assert shutil.which("ssh-keygen"), "needs OpenSSH's ssh-keygen: apt-get install openssh-client (.ci/run does)"
     request, warnings = cluster(home, generate_ssh_keys=True, ssh_key=None)
     key = request["properties"]["userAccountSettings"]["adminUserSshPublicKey"]
     assert is_valid_ssh_public_key(key)

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-azurite test test-fast lint format completions docs check-generated bench clean
+.PHONY: install demo demo-azurite test test-fast lint format completions docs bench clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
 
 completions: $(STAMP)
 	$(BIN)/python scripts/generate.py completions

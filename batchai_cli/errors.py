@@ -68,8 +68,9 @@ class ConfigProblem:
 
     __slots__ = ("column", "json_path", "line", "message", "severity")
 
-    def __init__(self, json_path: str, message: str, line: int | None = None, column: int | None = None,
-                 severity: str = "error"):
+    def __init__(
+        self, json_path: str, message: str, line: int | None = None, column: int | None = None, severity: str = "error"
+    ):
         self.json_path = json_path
         self.message = message
         self.line = line
@@ -86,8 +87,10 @@ class ConfigProblem:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        return (f"ConfigProblem(json_path={self.json_path!r}, message={self.message!r}, line={self.line!r}, "
-                f"column={self.column!r}, severity={self.severity!r})")
+        return (
+            f"ConfigProblem(json_path={self.json_path!r}, message={self.message!r}, line={self.line!r}, "
+            f"column={self.column!r}, severity={self.severity!r})"
+        )
 
     def location(self, file: str | None = None) -> str:
         where = file or ""

@@ -20,6 +20,7 @@ _GROUP_CHARS = _NAME_CHARS | frozenset(".()")
 def _matches(value: object, chars: frozenset, longest: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= longest and all(c in chars for c in value)
 
+
 # Child collections under a workspace, in id order, and the resource type az prints for each.
 KINDS = {
     "workspace": ("workspaces", "Microsoft.BatchAI/workspaces"),
@@ -140,8 +141,13 @@ def parse(text: str, *, expect: str | None = None) -> ResourceId:
             raise UsageError(f"'{text}' is not a valid Batch AI resource id: unknown '{segment}'.", hint=hint)
         names.append((kind, check_name(name, kind)))
     order = [kind for kind, _ in names]
-    valid_paths = (["workspace"], ["workspace", "experiment"], ["workspace", "experiment", "job"],
-                   ["workspace", "cluster"], ["workspace", "file-server"])
+    valid_paths = (
+        ["workspace"],
+        ["workspace", "experiment"],
+        ["workspace", "experiment", "job"],
+        ["workspace", "cluster"],
+        ["workspace", "file-server"],
+    )
     if order not in valid_paths:
         raise UsageError(f"'{text}' is not a valid Batch AI resource id.", hint=hint)
     result = ResourceId(check_subscription(parts[1]), check_resource_group(parts[3]), tuple(names))

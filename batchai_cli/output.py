@@ -48,8 +48,14 @@ def apply_query(data: Any, query: str) -> Any:
         raise UsageError(f"argument --query: invalid JMESPath query '{query}': {message}") from None
 
 
-def render(data: Any, fmt: str = "json", *, query: str | None = None,
-           table: TableTransformer | None = None, color: bool | None = None) -> str:
+def render(
+    data: Any,
+    fmt: str = "json",
+    *,
+    query: str | None = None,
+    table: TableTransformer | None = None,
+    color: bool | None = None,
+) -> str:
     """The text to print on stdout for a command's result ('' when there is nothing to print)."""
     if data is None and not query:
         return ""
@@ -91,11 +97,13 @@ def auto_table(data: Any) -> list[dict]:
     rows = []
     for item in items:
         if isinstance(item, dict):
-            rows.append({
-                _column(key): value
-                for key, value in sorted(item.items())
-                if key not in _SKIP_KEYS and value is not None and not isinstance(value, (dict, list))
-            })
+            rows.append(
+                {
+                    _column(key): value
+                    for key, value in sorted(item.items())
+                    if key not in _SKIP_KEYS and value is not None and not isinstance(value, (dict, list))
+                }
+            )
         elif item is not None:
             rows.append({"Result": item})
     return rows
@@ -119,8 +127,11 @@ def format_table(rows: list[dict]) -> str:
             if key not in columns:
                 columns.append(key)
     numeric = {
-        col: all(isinstance(row.get(col), (int, float)) and not isinstance(row.get(col), bool)
-                 for row in rows if row.get(col) is not None)
+        col: all(
+            isinstance(row.get(col), (int, float)) and not isinstance(row.get(col), bool)
+            for row in rows
+            if row.get(col) is not None
+        )
         and any(row.get(col) is not None for row in rows)
         for col in columns
     }
@@ -180,7 +191,7 @@ def colorize_json(text: str) -> str:
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            token = text[i:j + 1]
+            token = text[i : j + 1]
             k = j + 1
             while k < n and text[k] == " ":
                 k += 1

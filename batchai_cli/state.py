@@ -189,8 +189,14 @@ class State:
         rows = self._query("SELECT body FROM resources WHERE key = ?", (rid.key,))
         return json.loads(rows[0][0]) if rows else None
 
-    def list(self, kind: str, *, parent: ResourceId | None = None, subscription: str | None = None,
-             resource_group: str | None = None) -> list[dict]:
+    def list(
+        self,
+        kind: str,
+        *,
+        parent: ResourceId | None = None,
+        subscription: str | None = None,
+        resource_group: str | None = None,
+    ) -> list[dict]:
         """Resources of one kind under a parent, or (workspaces) in a subscription / resource group."""
         if parent is not None:
             rows = self._query(
@@ -208,9 +214,7 @@ class State:
 
     def children(self, rid: ResourceId) -> list[tuple[str, str]]:
         """(kind, name) of the direct children of a resource."""
-        rows = self._query(
-            "SELECT kind, name FROM resources WHERE parent_key = ? ORDER BY kind, name", (rid.key,)
-        )
+        rows = self._query("SELECT kind, name FROM resources WHERE parent_key = ? ORDER BY kind, name", (rid.key,))
         return [(row[0], row[1]) for row in rows]
 
     def get_key_id(self, key: str) -> str | None:
@@ -239,15 +243,26 @@ class State:
         parent = rid.parent
         try:
             with self.transaction() as db:
-                if parent is not None and not db.execute(
-                    "SELECT 1 FROM resources WHERE key = ?", (parent.key,)
-                ).fetchone():
+                if (
+                    parent is not None
+                    and not db.execute("SELECT 1 FROM resources WHERE key = ?", (parent.key,)).fetchone()
+                ):
                     raise MissingParent(str(parent))
                 db.execute(
                     "INSERT INTO resources (key, parent_key, kind, subscription, resource_group, name, body,"
                     " created_at, updated_at, private) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (rid.key, parent.key if parent else None, rid.kind, rid.subscription, rid.resource_group,
-                     rid.name, json.dumps(body), stamp, stamp, json.dumps(private or {})),
+                    (
+                        rid.key,
+                        parent.key if parent else None,
+                        rid.kind,
+                        rid.subscription,
+                        rid.resource_group,
+                        rid.name,
+                        json.dumps(body),
+                        stamp,
+                        stamp,
+                        json.dumps(private or {}),
+                    ),
                 )
         except sqlite3.IntegrityError:
             raise DuplicateResource(str(rid)) from None
@@ -293,8 +308,14 @@ class State:
                 raise HasChildren([(row[0], row[1]) for row in children])
             db.execute("DELETE FROM resources WHERE key = ?", (rid.key,))
 
-    def names(self, kind: str, *, parent: ResourceId | None = None, subscription: str | None = None,
-              resource_group: str | None = None) -> list[str]:
+    def names(
+        self,
+        kind: str,
+        *,
+        parent: ResourceId | None = None,
+        subscription: str | None = None,
+        resource_group: str | None = None,
+    ) -> list[str]:
         """Names only, for shell completion (cheap: no JSON decoding)."""
         if parent is not None:
             rows = self._query(
@@ -325,8 +346,18 @@ class State:
                 db.execute(
                     "INSERT INTO resources (key, parent_key, kind, subscription, resource_group, name, body,"
                     " created_at, updated_at, private) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (rid.key, parent.key, rid.kind, rid.subscription, rid.resource_group,
-                     rid.name, json.dumps(body), stamp, stamp, json.dumps(private)),
+                    (
+                        rid.key,
+                        parent.key,
+                        rid.kind,
+                        rid.subscription,
+                        rid.resource_group,
+                        rid.name,
+                        json.dumps(body),
+                        stamp,
+                        stamp,
+                        json.dumps(private),
+                    ),
                 )
                 db.execute(
                     "INSERT INTO runs (job_key, cluster_key, priority, seq, node_count, phase)"

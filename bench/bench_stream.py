@@ -51,8 +51,9 @@ BIG_TEXT = "".join(("é€😀 %07d " * 8 + "\n") % ((i,) * 8) for i in range(80
 
 
 def batchai(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "batchai_cli", *args], env=env, cwd=REPO, capture_output=True,
-                          text=True, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "batchai_cli", *args], env=env, cwd=REPO, capture_output=True, text=True, check=check
+    )
 
 
 def python_command(script: str, *args: str) -> str:
@@ -80,8 +81,10 @@ def az_style_tail(env: dict, name: str, arrivals: dict[int, float], stop: thread
     from batchai_cli.services.jobs import get_job
 
     session = open_session()
-    rid = parse(f"/subscriptions/{session.subscription}/resourceGroups/bench/providers/Microsoft.BatchAI/"
-                f"workspaces/ws/experiments/exp/jobs/{name}")
+    rid = parse(
+        f"/subscriptions/{session.subscription}/resourceGroups/bench/providers/Microsoft.BatchAI/"
+        f"workspaces/ws/experiments/exp/jobs/{name}"
+    )
     directory = locate(session, rid)
     key = f"{directory.key}/stdout.txt"
     offset, pending = 0, b""
@@ -104,12 +107,18 @@ def az_style_tail(env: dict, name: str, arrivals: dict[int, float], stop: thread
 
 def latency_run(env: dict, folder: Path, name: str, properties: dict, count: int, interval: float) -> dict:
     """Stream a ticking job with batchai (a process) and az's algorithm (a thread); latencies in s."""
-    properties = {**properties, "customToolkitSettings": {"commandLine": python_command(TICKER, str(count),
-                                                                                         str(interval))}}
+    properties = {
+        **properties,
+        "customToolkitSettings": {"commandLine": python_command(TICKER, str(count), str(interval))},
+    }
     submit(env, name, properties, folder)
-    process = subprocess.Popen([sys.executable, "-m", "batchai_cli", "job", "file", "stream", *JOB, "-j", name,
-                                "-f", "stdout.txt"], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchai_cli", "job", "file", "stream", *JOB, "-j", name, "-f", "stdout.txt"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     az_arrivals: dict[int, float] = {}
     stop = threading.Event()
     peer = threading.Thread(target=az_style_tail, args=(env, name, az_arrivals, stop), daemon=True)
@@ -126,11 +135,19 @@ def latency_run(env: dict, folder: Path, name: str, properties: dict, count: int
 
     def figures(arrivals: dict[int, float]) -> dict:
         latencies = [arrivals[seq] - stamps[seq] for seq in arrivals if seq in stamps]
-        return {"lines": len(arrivals), "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
-                "max": max(latencies)}
+        return {
+            "lines": len(arrivals),
+            "p50": percentile(latencies, 0.5),
+            "p99": percentile(latencies, 0.99),
+            "max": max(latencies),
+        }
 
-    return {"ours": figures(ours), "az": figures(az_arrivals), "expected": count,
-            "in_order": list(ours) == sorted(ours)}
+    return {
+        "ours": figures(ours),
+        "az": figures(az_arrivals),
+        "expected": count,
+        "in_order": list(ours) == sorted(ours),
+    }
 
 
 def lossless_run(env: dict, folder: Path, name: str, properties: dict) -> tuple[bool, int, float]:
@@ -146,9 +163,11 @@ def report(label: str, result: dict) -> None:
     ours, az = result["ours"], result["az"]
     lost = result["expected"] - ours["lines"]
     print(f"{label}")
-    print(f"  batchai job file stream   p50 {ours['p50']:.3f} s   p99 {ours['p99']:.3f} s   max {ours['max']:.3f} s"
-          f"   lines {ours['lines']}/{result['expected']}{'' if not lost else f' ({lost} LOST)'}"
-          f"{'' if result['in_order'] else ' OUT OF ORDER'}")
+    print(
+        f"  batchai job file stream   p50 {ours['p50']:.3f} s   p99 {ours['p99']:.3f} s   max {ours['max']:.3f} s"
+        f"   lines {ours['lines']}/{result['expected']}{'' if not lost else f' ({lost} LOST)'}"
+        f"{'' if result['in_order'] else ' OUT OF ORDER'}"
+    )
     print(f"  az tail_file (1 s poll)   p50 {az['p50']:.3f} s   p99 {az['p99']:.3f} s   max {az['max']:.3f} s")
     print(f"  az / batchai: p50 x{az['p50'] / ours['p50']:.1f}, p99 x{az['p99'] / ours['p99']:.1f}")
 
@@ -158,8 +177,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="How long each ticking job prints.")
     parser.add_argument("--interval", type=float, default=0.05, help="Seconds between the job's lines.")
     parser.add_argument("--skip-azurite", action="store_true")
-    parser.add_argument("--no-sparse", dest="sparse", action="store_false",
-                        help="Skip the run with a line every 2.5 s (15 s).")
+    parser.add_argument(
+        "--no-sparse", dest="sparse", action="store_false", help="Skip the run with a line every 2.5 s (15 s)."
+    )
     args = parser.parse_args()
     count = int(args.seconds / args.interval)
 
@@ -168,19 +188,39 @@ def main() -> None:
     env.pop("AZURE_STORAGE_CONNECTION_STRING", None)
     batchai(env, "workspace", "create", "-g", "bench", "-n", "ws", "-o", "none")
     batchai(env, "experiment", "create", "-g", "bench", "-w", "ws", "-n", "exp", "-o", "none")
-    batchai(env, "cluster", "create", "-g", "bench", "-w", "ws", "-n", "c", "-s", "Standard_NC6", "-t", "1",
-            "-u", "bench", "-p", "Passw0rd!", "-o", "none")
+    batchai(
+        env,
+        "cluster",
+        "create",
+        "-g",
+        "bench",
+        "-w",
+        "ws",
+        "-n",
+        "c",
+        "-s",
+        "Standard_NC6",
+        "-t",
+        "1",
+        "-u",
+        "bench",
+        "-p",
+        "Passw0rd!",
+        "-o",
+        "none",
+    )
     print(f"A job prints a line every {args.interval} s for {args.seconds:g} s ({count} lines); one run, this machine.")
     print()
     local = {"nodeCount": 1, "stdOutErrPathPrefix": str(work / "out")}
     report("local folder", latency_run(env, work, "local", local, count, args.interval))
     if args.sparse:
         # Lines far apart: the stream has backed off towards its 2 s idle poll when each arrives.
-        report("local folder, a line every 2.5 s (idle backoff)",
-               latency_run(env, work, "local-sparse", local, 6, 2.5))
+        report("local folder, a line every 2.5 s (idle backoff)", latency_run(env, work, "local-sparse", local, 6, 2.5))
     same, size, took = lossless_run(env, work, "local-big", local)
-    print(f"  lossless: {size / 1e6:.1f} MB streamed while written, equal to the file: {'yes' if same else 'NO'}"
-          f" ({took:.1f} s)")
+    print(
+        f"  lossless: {size / 1e6:.1f} MB streamed while written, equal to the file: {'yes' if same else 'NO'}"
+        f" ({took:.1f} s)"
+    )
     print()
     if args.skip_azurite:
         return
@@ -192,14 +232,23 @@ def main() -> None:
     try:
         env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string
         BlobStore("bench", credentials=parse_connection_string(azurite.connection_string)).create_root()
-        volume = {"accountName": azurite.account_name, "containerName": "bench",
-                  "credentials": {"accountKey": azurite.account_key}, "relativeMountPath": "bfs"}
-        blob = {"nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs",
-                "mountVolumes": {"azureBlobFileSystems": [volume]}}
+        volume = {
+            "accountName": azurite.account_name,
+            "containerName": "bench",
+            "credentials": {"accountKey": azurite.account_key},
+            "relativeMountPath": "bfs",
+        }
+        blob = {
+            "nodeCount": 1,
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs",
+            "mountVolumes": {"azureBlobFileSystems": [volume]},
+        }
         report("Azurite Blob", latency_run(env, work, "blob", blob, count, args.interval))
         same, size, took = lossless_run(env, work, "blob-big", blob)
-        print(f"  lossless: {size / 1e6:.1f} MB streamed while written, equal to the file: {'yes' if same else 'NO'}"
-              f" ({took:.1f} s)")
+        print(
+            f"  lossless: {size / 1e6:.1f} MB streamed while written, equal to the file: {'yes' if same else 'NO'}"
+            f" ({took:.1f} s)"
+        )
     finally:
         stop_azurite(azurite)
 

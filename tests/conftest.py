@@ -6,8 +6,12 @@ import pytest
 
 from tests.helpers import SUBSCRIPTION, Result, run_cli
 
-pytest_plugins: list[str] = ["tests.fixtures.azurite", "tests.fixtures.azfiles", "tests.fixtures.containers",
-                             "tests.fixtures.slurm"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.azurite",
+    "tests.fixtures.azfiles",
+    "tests.fixtures.containers",
+    "tests.fixtures.slurm",
+]
 
 
 @pytest.fixture

@@ -44,10 +44,16 @@ def run_cli(capsys, *args: str) -> Result:
     return Result(code, captured.out, captured.err)
 
 
-def run_process(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 60,
-                **kwargs) -> Result:
+def run_process(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 60, **kwargs) -> Result:
     """Run `batchai ARGS` as a separate process (python -m batchai_cli), for what needs a real process."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "batchai_cli", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, input=input, timeout=timeout, **kwargs)
+    proc = subprocess.run(
+        [sys.executable, "-m", "batchai_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        timeout=timeout,
+        **kwargs,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -21,16 +21,23 @@ def test_round_trip_and_navigation():
 def test_parsing_is_case_insensitive_on_segments_and_keys_are_lowercase():
     rid = ids.parse(JOB.replace("resourceGroups", "resourcegroups").replace("Microsoft.BatchAI", "microsoft.batchai"))
     assert rid.key == JOB.lower()
-    assert ids.parse("/subscriptions/s/resourceGroups/r/providers/Microsoft.BatchAI/workspaces/w/fileservers/f").kind \
+    assert (
+        ids.parse("/subscriptions/s/resourceGroups/r/providers/Microsoft.BatchAI/workspaces/w/fileservers/f").kind
         == "file-server"
+    )
 
 
-@pytest.mark.parametrize("bad", [
-    "", "/subscriptions/s", "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/v",
-    "/subscriptions/s/resourceGroups/r/providers/Microsoft.BatchAI/workspaces/w/jobs/j",
-    "/subscriptions/s/resourceGroups/r/providers/Microsoft.BatchAI/workspaces/bad name",
-    "/subscriptions/s/resourceGroups/r/providers/Microsoft.BatchAI/workspaces/w/experiments",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "/subscriptions/s",
+        "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/v",
+        "/subscriptions/s/resourceGroups/r/providers/Microsoft.BatchAI/workspaces/w/jobs/j",
+        "/subscriptions/s/resourceGroups/r/providers/Microsoft.BatchAI/workspaces/bad name",
+        "/subscriptions/s/resourceGroups/r/providers/Microsoft.BatchAI/workspaces/w/experiments",
+    ],
+)
 def test_bad_ids(bad):
     with pytest.raises(UsageError):
         ids.parse(bad)
@@ -41,8 +48,19 @@ def test_expected_kind():
         ids.parse(JOB, expect="cluster")
 
 
-@pytest.mark.parametrize("name,ok", [("a", True), ("A-b_9", True), ("x" * 64, True), ("x" * 65, False),
-                                     ("", False), ("a.b", False), ("a b", False), ("ü", False)])
+@pytest.mark.parametrize(
+    "name,ok",
+    [
+        ("a", True),
+        ("A-b_9", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("", False),
+        ("a.b", False),
+        ("a b", False),
+        ("ü", False),
+    ],
+)
 def test_name_rule(name, ok):
     if ok:
         assert ids.check_name(name) == name

@@ -37,9 +37,7 @@ def test_table_aligns_text_left_and_numbers_right():
 
 def test_auto_table_keeps_scalars_and_skips_ids():
     assert render(JOB, "table") == (
-        "Name  NodeCount  Ok    ResourceGroup\n"
-        "----  ---------  ----  -------------\n"
-        "job1          2  True  rg1\n"
+        "Name  NodeCount  Ok    ResourceGroup\n----  ---------  ----  -------------\njob1          2  True  rg1\n"
     )
 
 

@@ -22,11 +22,20 @@ sys.stderr.write("HEAVY:" + ",".join(heavy) + "\\n")
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["workspace", "list"], ["workspace", "--help"],
-                                  ["experiment", "list", "-g", "rg", "-w", "ws"], ["--version"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["workspace", "list"],
+        ["workspace", "--help"],
+        ["experiment", "list", "-g", "rg", "-w", "ws"],
+        ["--version"],
+    ],
+)
 def test_light_commands_import_no_heavy_modules(args, home):
     env = {**os.environ, "BATCHAI_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,), *args], capture_output=True, text=True, env=env,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE % (HEAVY,), *args], capture_output=True, text=True, env=env, timeout=60
+    )
     line = next(line for line in proc.stderr.splitlines() if line.startswith("HEAVY:"))
     assert line == "HEAVY:", f"{args} imported {line[6:]}"

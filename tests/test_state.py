@@ -35,8 +35,11 @@ def test_migrations_run_from_the_first_version(home, monkeypatch):
     old = _open(home)
     rid = ids.workspace_id("sub", "rg", "ws")
     with old.transaction() as db:
-        db.execute("INSERT INTO resources (key, kind, subscription, resource_group, name, body, created_at, updated_at)"
-                   " VALUES (?, 'workspace', 'sub', 'rg', 'ws', '{\"name\": \"ws\"}', 'now', 'now')", (rid.key,))
+        db.execute(
+            "INSERT INTO resources (key, kind, subscription, resource_group, name, body, created_at, updated_at)"
+            " VALUES (?, 'workspace', 'sub', 'rg', 'ws', '{\"name\": \"ws\"}', 'now', 'now')",
+            (rid.key,),
+        )
     old.close()
     monkeypatch.setattr(state, "MIGRATIONS", current)
     monkeypatch.setattr(state, "SCHEMA_VERSION", len(current))
@@ -93,8 +96,10 @@ def test_home_that_is_a_file(batchai, tmp_path, monkeypatch):
     monkeypatch.setenv("BATCHAI_HOME", str(target))
     result = batchai("workspace", "list")
     assert result.code == 1
-    assert result.err == f"ERROR: BATCHAI_HOME ({target}) is a file, not a folder. " \
-                         "Set BATCHAI_HOME to a folder you can write to.\n"
+    assert (
+        result.err == f"ERROR: BATCHAI_HOME ({target}) is a file, not a folder. "
+        "Set BATCHAI_HOME to a folder you can write to.\n"
+    )
 
 
 @contextmanager
@@ -131,7 +136,7 @@ def test_unwritable_home(tmp_path):
     assert result.out == ""
     prefix = f"ERROR: Cannot create BATCHAI_HOME ({home / 'sub'}): "
     assert result.err.startswith(prefix)
-    reason = result.err[len(prefix):].split(".")[0]
+    reason = result.err[len(prefix) :].split(".")[0]
     assert reason in ("Permission denied", "Operation not permitted", "Read-only file system")
     assert result.err.endswith(". Set BATCHAI_HOME to a folder you can write to.\n")
 
@@ -142,7 +147,8 @@ def test_nothing_is_half_written_when_a_transaction_fails(home):
     with pytest.raises(RuntimeError), db.transaction() as conn:
         conn.execute(
             "INSERT INTO resources (key, kind, subscription, resource_group, name, body, created_at, updated_at)"
-            " VALUES (?, 'workspace', 'sub', 'rg', 'ws', '{}', 'now', 'now')", (rid.key,)
+            " VALUES (?, 'workspace', 'sub', 'rg', 'ws', '{}', 'now', 'now')",
+            (rid.key,),
         )
         raise RuntimeError("crash in the middle")
     assert db.get(rid) is None
@@ -173,8 +179,13 @@ def test_concurrent_cli_processes_create_exactly_one_workspace(home):
     each print one clean line and exit 1."""
     env = {**os.environ, "BATCHAI_HOME": str(home), "NO_COLOR": "1"}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "batchai_cli", "workspace", "create", "-g", "rg", "-n", "race",
-                          "-o", "none"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "batchai_cli", "workspace", "create", "-g", "rg", "-n", "race", "-o", "none"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(12)
     ]
     results = [(p.wait(timeout=60), p.stdout.read(), p.stderr.read()) for p in procs]

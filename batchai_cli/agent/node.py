@@ -105,8 +105,9 @@ class NodeRun:
         placed: list[Placed] = []
         try:
             in_slurm = f" in Slurm job {self.slurm_job}" if self.slurm_job else ""
-            self.note(f"Job {self.rid.name} on node {self.node_id} (task {self.task_index} of {self.node_count})"
-                      f"{in_slurm}.")
+            self.note(
+                f"Job {self.rid.name} on node {self.node_id} (task {self.task_index} of {self.node_count}){in_slurm}."
+            )
             env, placed = self._prepare(volumes)
             if self.terminated:
                 raise _Stop
@@ -231,8 +232,10 @@ class NodeRun:
                 handle.write(toolkits.host_file(hosts, _slots(self.properties)))
         self.env = env
         self.linked_folders = [os.path.realpath(item.path) for item in placed if item.volume.kind == "localFolder"]
-        self.user_variables = {v["name"] for v in (self.properties.get("environmentVariables") or [])
-                               + (self.properties.get("secrets") or [])}
+        self.user_variables = {
+            v["name"]
+            for v in (self.properties.get("environmentVariables") or []) + (self.properties.get("secrets") or [])
+        }
         if self.options.get("container"):
             self._pull_image()
         return env, placed
@@ -255,12 +258,18 @@ class NodeRun:
         if key == "tensorFlowSettings":
             ps, wk = toolkits.tensorflow_layout(self.properties[key], cluster)
             env["AZ_BATCHAI_PS_HOSTS"], env["AZ_BATCHAI_WORKER_HOSTS"] = ",".join(ps), ",".join(wk)
-        if (toolkits.needs_mpi(self.properties, self.node_count) and not self.options.get("container")
-                and not shutil.which("mpirun", path=env.get("PATH"))):
-            self.fail(error(
-                "MpiNotFound", f"This {key} job starts its processes with mpirun (Open MPI), which is not "
-                "installed on this node.", hint="apt-get install openmpi-bin, or run the job in a container image "
-                "that has it."))
+        if (
+            toolkits.needs_mpi(self.properties, self.node_count)
+            and not self.options.get("container")
+            and not shutil.which("mpirun", path=env.get("PATH"))
+        ):
+            self.fail(
+                error(
+                    "MpiNotFound",
+                    f"This {key} job starts its processes with mpirun (Open MPI), which is not installed on this node.",
+                    hint="apt-get install openmpi-bin, or run the job in a container image that has it.",
+                )
+            )
             raise _Stop
         return launches
 
@@ -321,17 +330,31 @@ class NodeRun:
         variables = {**env, **launch.env}
         # The job sees the same paths inside as outside: every AZ_BATCHAI_* folder, and the local
         # folders its mounts link to.
-        paths_in = {v for k, v in variables.items() if k.startswith("AZ_BATCHAI_") and os.path.isabs(v)
-                    and os.path.exists(v)} | set(self.linked_folders)
-        names = {k: v for k, v in variables.items() if k.startswith("AZ_BATCHAI_") or k == "TF_CONFIG"
-                 or k in self.user_variables}
+        paths_in = {
+            v for k, v in variables.items() if k.startswith("AZ_BATCHAI_") and os.path.isabs(v) and os.path.exists(v)
+        } | set(self.linked_folders)
+        names = {
+            k: v
+            for k, v in variables.items()
+            if k.startswith("AZ_BATCHAI_") or k == "TF_CONFIG" or k in self.user_variables
+        }
         # Batch AI ran commands with bash; an image without bash still has sh.
-        shell = ["sh", "-c", 'command -v bash >/dev/null 2>&1 && exec bash -c "$1" || exec sh -c "$1"', "sh",
-                 launch.command]
-        return self.runtime.run_command(container["image"], shell, mounts=sorted((p, p) for p in paths_in),
-                                        env=names, workdir=self.job_dir, shm_size=container.get("shmSize"),
-                                        name=f"batchai-{layout.job_uuid(self.body)[:12]}-{self.task_index}-"
-                                             f"{len(self.children)}")
+        shell = [
+            "sh",
+            "-c",
+            'command -v bash >/dev/null 2>&1 && exec bash -c "$1" || exec sh -c "$1"',
+            "sh",
+            launch.command,
+        ]
+        return self.runtime.run_command(
+            container["image"],
+            shell,
+            mounts=sorted((p, p) for p in paths_in),
+            env=names,
+            workdir=self.job_dir,
+            shm_size=container.get("shmSize"),
+            name=f"batchai-{layout.job_uuid(self.body)[:12]}-{self.task_index}-{len(self.children)}",
+        )
 
     def _pull_image(self) -> None:
         """Fetch the job's image (a registry login first when it has credentials)."""
@@ -340,22 +363,37 @@ class NodeRun:
         container = self.options["container"]
         self.runtime = find_runtime(container.get("runtime"))
         if self.runtime is None:
-            self.fail(error("ContainerRuntimeMissing", f"The container runtime {container.get('runtime')} is no "
-                            "longer on this node."))
+            self.fail(
+                error(
+                    "ContainerRuntimeMissing",
+                    f"The container runtime {container.get('runtime')} is no longer on this node.",
+                )
+            )
             raise _Stop
         server, username, password = registry_credentials(self.properties.get("containerSettings") or {})
         self.note(f"The job runs in the container image {container['image']} ({self.runtime.name}).")
         for line in self.runtime.run_notes(shm_size=container.get("shmSize")):
             self.note(line)
-        for argv in self.runtime.pull_command(container["image"], server_url=server, username=username,
-                                              password=password):
+        for argv in self.runtime.pull_command(
+            container["image"], server_url=server, username=username, password=password
+        ):
             self.note(f"Running: {' '.join(argv)}")
-            done = subprocess.run(argv, input=password if "--password-stdin" in argv else None, text=True,
-                                  capture_output=True, env=self.env)
+            done = subprocess.run(
+                argv,
+                input=password if "--password-stdin" in argv else None,
+                text=True,
+                capture_output=True,
+                env=self.env,
+            )
             if done.returncode != 0:
                 last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-                self.fail(error("ContainerImagePullFailed", f"Cannot fetch the image {container['image']}: "
-                                f"{last[0]}", image=container["image"]))
+                self.fail(
+                    error(
+                        "ContainerImagePullFailed",
+                        f"Cannot fetch the image {container['image']}: {last[0]}",
+                        image=container["image"],
+                    )
+                )
                 raise _Stop
 
     def _record_groups(self) -> None:
@@ -387,8 +425,11 @@ class NodeRun:
         for problem in upload_problems:
             self.fail(error("OutputUploadFailed", problem))
         if hasattr(self, "shipper"):
-            self.note(f"Node finished with exit code {exit_code}." if exit_code is not None
-                      else "Node finished before the job's command ran.")
+            self.note(
+                f"Node finished with exit code {exit_code}."
+                if exit_code is not None
+                else "Node finished before the job's command ran."
+            )
             for problem in self.shipper.close():
                 # execution.log is closed now; the job's errors are where this one can still be seen.
                 self.errors.append(error("LogShippingFailed", problem))

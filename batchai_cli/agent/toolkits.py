@@ -229,4 +229,3 @@ def host_file(hosts: list[str], slots: int) -> str:
     for host in hosts:
         seen[host] = seen.get(host, 0) + slots
     return "".join(f"{host} slots={count}\n" for host, count in seen.items())
-

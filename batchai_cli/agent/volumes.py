@@ -77,8 +77,13 @@ def upload_changes(placed: Placed, skip_prefixes: list[str], note: Callable[[str
     for folder, dirs, files in os.walk(placed.path):
         dirs.sort()
         relative_dir = clean_path(os.path.relpath(folder, placed.path).replace(os.sep, "/"))
-        if not files and not dirs and relative_dir and relative_dir not in staged_dirs and not any(
-                relative_dir == p or relative_dir.startswith(p + "/") for p in skip_prefixes):
+        if (
+            not files
+            and not dirs
+            and relative_dir
+            and relative_dir not in staged_dirs
+            and not any(relative_dir == p or relative_dir.startswith(p + "/") for p in skip_prefixes)
+        ):
             # An empty folder the job made (e.g. an output directory it left empty) is kept too.
             try:
                 placed.store.makedirs(relative_dir)

@@ -74,8 +74,14 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     lazy=LAZY_GROUPS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-              help="Show the version and exit.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 @add_global_options
 @click.pass_context
 def cli(ctx: click.Context) -> None:

@@ -25,26 +25,43 @@ _NAME_HELP = "Name of cluster."
 
 
 def _targets(app, ids, resource_group, workspace, name):
-    return resolve_targets(app, "cluster", ids, resource_group,
-                           [("workspace", workspace, "--workspace"), ("cluster", name, "--name")])
+    return resolve_targets(
+        app, "cluster", ids, resource_group, [("workspace", workspace, "--workspace"), ("cluster", name, "--name")]
+    )
 
 
 def mount_options(function):
     """--nfs/--afs-name/--bfs-name and the storage account options, shared with `job create`."""
-    for decorator in reversed([
-        click.option("--nfs", "nfs", metavar="NAME_OR_ID", help="Name or ARM ID of a file server to mount."),
-        click.option("--nfs-mount-path", default="nfs", show_default=True,
-                     help="Relative mount path for the file server."),
-        click.option("--afs-name", help="Name of an Azure File share to mount."),
-        click.option("--afs-mount-path", default="afs", show_default=True,
-                     help="Relative mount path for the Azure File share."),
-        click.option("--bfs-name", help="Name of an Azure Storage container to mount."),
-        click.option("--bfs-mount-path", default="bfs", show_default=True,
-                     help="Relative mount path for the Azure Storage container."),
-        click.option("--storage-account-name", help="Storage account for the Azure File share and/or container. "
-                     "Default: AZURE_BATCHAI_STORAGE_ACCOUNT."),
-        click.option("--storage-account-key", help="Key of the storage account. Default: AZURE_BATCHAI_STORAGE_KEY."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option("--nfs", "nfs", metavar="NAME_OR_ID", help="Name or ARM ID of a file server to mount."),
+            click.option(
+                "--nfs-mount-path", default="nfs", show_default=True, help="Relative mount path for the file server."
+            ),
+            click.option("--afs-name", help="Name of an Azure File share to mount."),
+            click.option(
+                "--afs-mount-path",
+                default="afs",
+                show_default=True,
+                help="Relative mount path for the Azure File share.",
+            ),
+            click.option("--bfs-name", help="Name of an Azure Storage container to mount."),
+            click.option(
+                "--bfs-mount-path",
+                default="bfs",
+                show_default=True,
+                help="Relative mount path for the Azure Storage container.",
+            ),
+            click.option(
+                "--storage-account-name",
+                help="Storage account for the Azure File share and/or container. "
+                "Default: AZURE_BATCHAI_STORAGE_ACCOUNT.",
+            ),
+            click.option(
+                "--storage-account-key", help="Key of the storage account. Default: AZURE_BATCHAI_STORAGE_KEY."
+            ),
+        ]
+    ):
         function = decorator(function)
     return function
 
@@ -74,13 +91,23 @@ def cluster() -> None:
 @resource_group_option()
 @workspace_option()
 @name_option("-n", "--name", kind="cluster", help=_NAME_HELP, required=True)
-@click.option("-f", "--config-file", type=click.Path(dir_okay=True), help="A JSON file with the cluster's "
-              "parameters (cluster.json). Values given on the command line win over the file.")
-@click.option("--engine", type=click.Choice(clusters.ENGINES), help="Where the cluster's jobs run: local (slots on "
-              "this machine, the default) or slurm. Default: the file's engine, else local.")
+@click.option(
+    "-f",
+    "--config-file",
+    type=click.Path(dir_okay=True),
+    help="A JSON file with the cluster's "
+    "parameters (cluster.json). Values given on the command line win over the file.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(clusters.ENGINES),
+    help="Where the cluster's jobs run: local (slots on "
+    "this machine, the default) or slurm. Default: the file's engine, else local.",
+)
 @click.option("-u", "--user-name", help="Name of the admin user account on the nodes. Default: the current user.")
-@click.option("-k", "--ssh-key", help="SSH public key value or path. Default: ~/.ssh/id_rsa.pub when no password "
-              "is given.")
+@click.option(
+    "-k", "--ssh-key", help="SSH public key value or path. Default: ~/.ssh/id_rsa.pub when no password is given."
+)
 @click.option("-p", "--password", help="Password for the admin user account.")
 @click.option("--generate-ssh-keys", is_flag=True, help="Generate ~/.ssh/id_rsa[.pub] if missing.")
 @click.option("-i", "--image", help="OS image: UbuntuLTS, UbuntuDSVM, or publisher:offer:sku:version.")
@@ -96,10 +123,37 @@ def cluster() -> None:
 @click.option("--setup-task", help="A command line run on each node after it is allocated.")
 @click.option("--setup-task-output", help="Where the setup task's output goes; required with --setup-task.")
 @pass_app
-def create(app, resource_group, workspace, name, config_file, engine, user_name, ssh_key, password,
-           generate_ssh_keys, image, custom_image, vm_size, vm_priority, target, min_nodes, max_nodes, subnet, nfs,
-           nfs_mount_path, afs_name, afs_mount_path, bfs_name, bfs_mount_path, storage_account_name,
-           storage_account_key, use_auto_storage, setup_task, setup_task_output):
+def create(
+    app,
+    resource_group,
+    workspace,
+    name,
+    config_file,
+    engine,
+    user_name,
+    ssh_key,
+    password,
+    generate_ssh_keys,
+    image,
+    custom_image,
+    vm_size,
+    vm_priority,
+    target,
+    min_nodes,
+    max_nodes,
+    subnet,
+    nfs,
+    nfs_mount_path,
+    afs_name,
+    afs_mount_path,
+    bfs_name,
+    bfs_mount_path,
+    storage_account_name,
+    storage_account_key,
+    use_auto_storage,
+    setup_task,
+    setup_task_output,
+):
     """Create a cluster.
 
     \b
@@ -116,17 +170,36 @@ def create(app, resource_group, workspace, name, config_file, engine, user_name,
         raise UsageError(
             "--use-auto-storage creates a storage account through Azure Resource Manager, which batchai does not do.",
             hint="Create the share and container (batchai storage share create / container create) and pass "
-                 "--afs-name/--bfs-name with --storage-account-name.",
+            "--afs-name/--bfs-name with --storage-account-name.",
         )
     (rid,) = _targets(app, (), resource_group, workspace, name)
     return clusters.create_cluster(
-        app.session, rid, config_file=config_file, engine=engine, user_name=user_name, ssh_key=ssh_key,
-        password=password, generate_ssh_keys=generate_ssh_keys, image=image, custom_image=custom_image,
-        vm_size=vm_size, vm_priority=vm_priority, target=target, min_nodes=min_nodes, max_nodes=max_nodes,
-        subnet=subnet, nfs_id=file_server_id(app, nfs, resource_group, workspace), nfs_mount_path=nfs_mount_path,
-        afs_name=afs_name, afs_mount_path=afs_mount_path, bfs_name=bfs_name, bfs_mount_path=bfs_mount_path,
-        storage_account_name=storage_account_name, storage_account_key=storage_account_key,
-        setup_task=setup_task, setup_task_output=setup_task_output,
+        app.session,
+        rid,
+        config_file=config_file,
+        engine=engine,
+        user_name=user_name,
+        ssh_key=ssh_key,
+        password=password,
+        generate_ssh_keys=generate_ssh_keys,
+        image=image,
+        custom_image=custom_image,
+        vm_size=vm_size,
+        vm_priority=vm_priority,
+        target=target,
+        min_nodes=min_nodes,
+        max_nodes=max_nodes,
+        subnet=subnet,
+        nfs_id=file_server_id(app, nfs, resource_group, workspace),
+        nfs_mount_path=nfs_mount_path,
+        afs_name=afs_name,
+        afs_mount_path=afs_mount_path,
+        bfs_name=bfs_name,
+        bfs_mount_path=bfs_mount_path,
+        storage_account_name=storage_account_name,
+        storage_account_key=storage_account_key,
+        setup_task=setup_task,
+        setup_task_output=setup_task_output,
     )
 
 
@@ -200,8 +273,9 @@ def resize(app, resource_group, workspace, name, ids, target):
       Resize a cluster to four nodes.
         batchai cluster resize -g MyResourceGroup -w MyWorkspace -n MyCluster -t 4
     """
-    done = [clusters.resize_cluster(app.session, rid, target)
-            for rid in _targets(app, ids, resource_group, workspace, name)]
+    done = [
+        clusters.resize_cluster(app.session, rid, target) for rid in _targets(app, ids, resource_group, workspace, name)
+    ]
     return one_or_many(done)
 
 
@@ -221,8 +295,10 @@ def auto_scale(app, resource_group, workspace, name, ids, min_nodes, max_nodes):
       Scale between 0 and 4 nodes.
         batchai cluster auto-scale -g MyResourceGroup -w MyWorkspace -n MyCluster --min 0 --max 4
     """
-    done = [clusters.auto_scale_cluster(app.session, rid, min_nodes, max_nodes)
-            for rid in _targets(app, ids, resource_group, workspace, name)]
+    done = [
+        clusters.auto_scale_cluster(app.session, rid, min_nodes, max_nodes)
+        for rid in _targets(app, ids, resource_group, workspace, name)
+    ]
     return one_or_many(done)
 
 
@@ -234,8 +310,15 @@ def node() -> None:
 @node.command("list", table=tables.remote_logins)
 @resource_group_option()
 @workspace_option()
-@defaulted_option("-c", "--cluster", dest="cluster_name", default_name="cluster", required=True, kind="cluster",
-                  help="Name of cluster.")
+@defaulted_option(
+    "-c",
+    "--cluster",
+    dest="cluster_name",
+    default_name="cluster",
+    required=True,
+    kind="cluster",
+    help="Name of cluster.",
+)
 @pass_app
 def node_list(app, resource_group, workspace, cluster_name):
     """List the nodes of a cluster, with how to reach them.

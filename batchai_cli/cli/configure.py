@@ -22,9 +22,15 @@ def _pairs(values: list[str]) -> dict[str, str]:
 
 
 @click.command("configure", cls=BatchAICommand, table=tables.defaults)
-@click.option("-d", "--defaults", "defaults", multiple=True, metavar="NAME=VALUE",
-              help="Space-separated defaults: group, workspace, experiment, cluster, location, output. "
-              "An empty value ('group=') removes a default.")
+@click.option(
+    "-d",
+    "--defaults",
+    "defaults",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Space-separated defaults: group, workspace, experiment, cluster, location, output. "
+    "An empty value ('group=') removes a default.",
+)
 @click.option("-l", "--list-defaults", is_flag=True, help="List the defaults in effect.")
 @click.option("--subscription", metavar="ID", help="Set the local subscription id used in resource ids.")
 @click.argument("more", nargs=-1, metavar="")

@@ -21,8 +21,13 @@ _NAME_HELP = "Name of experiment."
 
 
 def _targets(app, ids, resource_group, workspace, name):
-    return resolve_targets(app, "experiment", ids, resource_group,
-                           [("workspace", workspace, "--workspace"), ("experiment", name, "--name")])
+    return resolve_targets(
+        app,
+        "experiment",
+        ids,
+        resource_group,
+        [("workspace", workspace, "--workspace"), ("experiment", name, "--name")],
+    )
 
 
 @group()
@@ -61,8 +66,9 @@ def show(app, resource_group, workspace, name, ids):
       Show an experiment.
         batchai experiment show -g MyResourceGroup -w MyWorkspace -n MyExperiment
     """
-    found = [experiments.get_experiment(app.session, rid)
-             for rid in _targets(app, ids, resource_group, workspace, name)]
+    found = [
+        experiments.get_experiment(app.session, rid) for rid in _targets(app, ids, resource_group, workspace, name)
+    ]
     return one_or_many(found)
 
 

@@ -27,9 +27,13 @@ _NAME_HELP = "Name of job."
 
 
 def _targets(app, ids, resource_group, workspace, experiment, name):
-    return resolve_targets(app, "job", ids, resource_group, [("workspace", workspace, "--workspace"),
-                                                              ("experiment", experiment, "--experiment"),
-                                                              ("job", name, "--name")])
+    return resolve_targets(
+        app,
+        "job",
+        ids,
+        resource_group,
+        [("workspace", workspace, "--workspace"), ("experiment", experiment, "--experiment"), ("job", name, "--name")],
+    )
 
 
 @group()
@@ -42,22 +46,60 @@ def job() -> None:
 @workspace_option()
 @experiment_option()
 @name_option("-n", "--name", kind="job", help=_NAME_HELP, required=True)
-@click.option("-f", "--config-file", required=True, type=click.Path(dir_okay=True),
-              help="A JSON file with the job's parameters (job.json).")
-@defaulted_option("-c", "--cluster", dest="cluster", default_name="cluster", required=False, kind="cluster",
-                  help="Name or ARM ID of the cluster to run the job on. Default: the configured cluster, else "
-                  "the file's cluster.id.")
+@click.option(
+    "-f",
+    "--config-file",
+    required=True,
+    type=click.Path(dir_okay=True),
+    help="A JSON file with the job's parameters (job.json).",
+)
+@defaulted_option(
+    "-c",
+    "--cluster",
+    dest="cluster",
+    default_name="cluster",
+    required=False,
+    kind="cluster",
+    help="Name or ARM ID of the cluster to run the job on. Default: the configured cluster, else "
+    "the file's cluster.id.",
+)
 @mount_options
-@click.option("--no-container", is_flag=True, help="Run the job's command on the host even though job.json names "
-              "a container image (for nodes without docker, podman or apptainer).")
+@click.option(
+    "--no-container",
+    is_flag=True,
+    help="Run the job's command on the host even though job.json names "
+    "a container image (for nodes without docker, podman or apptainer).",
+)
 @click.option("--strict", is_flag=True, help="Treat unknown keys in job.json as errors.")
-@click.option("--stream", is_flag=True, help="Then stream the job's stdout.txt (stdout-wk-0.txt for one process "
-              "per node) until it ends; stdout carries the log instead of the job's JSON.")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Then stream the job's stdout.txt (stdout-wk-0.txt for one process "
+    "per node) until it ends; stdout carries the log instead of the job's JSON.",
+)
 @click.option("--wait", is_flag=True, help="Then wait for the job to end and exit with its exit code.")
 @pass_app
-def create(app, resource_group, workspace, experiment, name, config_file, cluster, nfs, nfs_mount_path, afs_name,
-           afs_mount_path, bfs_name, bfs_mount_path, storage_account_name, storage_account_key, no_container, strict,
-           stream, wait):
+def create(
+    app,
+    resource_group,
+    workspace,
+    experiment,
+    name,
+    config_file,
+    cluster,
+    nfs,
+    nfs_mount_path,
+    afs_name,
+    afs_mount_path,
+    bfs_name,
+    bfs_mount_path,
+    storage_account_name,
+    storage_account_key,
+    no_container,
+    strict,
+    stream,
+    wait,
+):
     """Create a job: queue it on a cluster and return at once; it runs detached from this command.
 
     \b
@@ -74,13 +116,24 @@ def create(app, resource_group, workspace, experiment, name, config_file, cluste
     from batchai_cli.services.clusters import resolve_cluster
 
     (rid,) = _targets(app, (), resource_group, workspace, experiment, name)
-    cluster_rid = resolve_cluster(app.session, cluster, resource_group=resource_group,
-                                  workspace=workspace) if cluster else None
+    cluster_rid = (
+        resolve_cluster(app.session, cluster, resource_group=resource_group, workspace=workspace) if cluster else None
+    )
     created = jobs.create_job(
-        app.session, rid, config_file=config_file, cluster=cluster_rid, no_container=no_container, strict=strict,
-        storage_account_name=storage_account_name, storage_account_key=storage_account_key,
-        nfs_id=file_server_id(app, nfs, resource_group, workspace), nfs_mount_path=nfs_mount_path,
-        afs_name=afs_name, afs_mount_path=afs_mount_path, bfs_name=bfs_name, bfs_mount_path=bfs_mount_path,
+        app.session,
+        rid,
+        config_file=config_file,
+        cluster=cluster_rid,
+        no_container=no_container,
+        strict=strict,
+        storage_account_name=storage_account_name,
+        storage_account_key=storage_account_key,
+        nfs_id=file_server_id(app, nfs, resource_group, workspace),
+        nfs_mount_path=nfs_mount_path,
+        afs_name=afs_name,
+        afs_mount_path=afs_mount_path,
+        bfs_name=bfs_name,
+        bfs_mount_path=bfs_mount_path,
     )
     if stream or wait:
         from batchai_cli.cli.job_file import follow_created
@@ -90,9 +143,15 @@ def create(app, resource_group, workspace, experiment, name, config_file, cluste
 
 
 def _resource_options(function):
-    for decorator in reversed([resource_group_option(required=False), workspace_option(required=False),
-                               experiment_option(required=False),
-                               name_option("-n", "--name", kind="job", help=_NAME_HELP), ids_option]):
+    for decorator in reversed(
+        [
+            resource_group_option(required=False),
+            workspace_option(required=False),
+            experiment_option(required=False),
+            name_option("-n", "--name", kind="job", help=_NAME_HELP),
+            ids_option,
+        ]
+    ):
         function = decorator(function)
     return function
 
@@ -128,8 +187,13 @@ def list_(app, resource_group, workspace, experiment):
       List jobs.
         batchai job list -g MyResourceGroup -w MyWorkspace -e MyExperiment -o table
     """
-    (rid,) = resolve_targets(app, "experiment", (), resource_group, [("workspace", workspace, "--workspace"),
-                                                                      ("experiment", experiment, "--experiment")])
+    (rid,) = resolve_targets(
+        app,
+        "experiment",
+        (),
+        resource_group,
+        [("workspace", workspace, "--workspace"), ("experiment", experiment, "--experiment")],
+    )
     return jobs.list_jobs(app.session, rid)
 
 
@@ -177,8 +241,13 @@ def delete(app, resource_group, workspace, experiment, name, ids, no_wait, yes):
 
 @job.command("wait")
 @_resource_options
-@click.option("--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
-              help="Seconds between checks of the job's state.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=0.5,
+    show_default=True,
+    help="Seconds between checks of the job's state.",
+)
 @click.option("--timeout", type=click.FloatRange(min=0), help="Give up after this many seconds (exit code 1).")
 @pass_app
 def wait(app, resource_group, workspace, experiment, name, ids, interval, timeout):
@@ -221,13 +290,17 @@ def report_end(current: dict) -> int:
     if current["executionState"] == "succeeded":
         log.warning("Job completed at %s; execution took %s", info.get("endTime"), took)
         return 0
-    log.warning('The job "%s" in resource group "%s" failed.', current["name"], current.get("resourceGroup")
-                or current["id"].split("/")[4])
+    log.warning(
+        'The job "%s" in resource group "%s" failed.',
+        current["name"],
+        current.get("resourceGroup") or current["id"].split("/")[4],
+    )
     if not info:
         log.warning("Failed job has no execution info")
         return 1
-    log.warning("Job failed with exit code %s at %s; execution took %s", info.get("exitCode"), info.get("endTime"),
-                took)
+    log.warning(
+        "Job failed with exit code %s at %s; execution took %s", info.get("exitCode"), info.get("endTime"), took
+    )
     for err in info.get("errors") or []:
         details = err.get("details")
         text = "<none>" if not details else "\n" + "\n".join(f"{d['name']}: {d['value']}" for d in details)

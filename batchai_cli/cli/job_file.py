@@ -31,28 +31,48 @@ from batchai_cli.cli.targets import resolve_targets
 # services.files loads the storage layer, so it is imported in the commands, not here: `batchai job
 # list` and `batchai cluster show` load this module too.
 STDOUTERR = "stdouterr"
-_ID_HELP = ('The Id of the job\'s output directory (as specified by "id" element in outputDirectories collection in '
-            "the job create parameters).")
-_EXPIRY = click.option("--expiry", type=click.IntRange(5, 600), default=60, show_default=True,
-                       help="Time in minutes for how long generated download URLs should remain valid (5-600).")
+_ID_HELP = (
+    'The Id of the job\'s output directory (as specified by "id" element in outputDirectories collection in '
+    "the job create parameters)."
+)
+_EXPIRY = click.option(
+    "--expiry",
+    type=click.IntRange(5, 600),
+    default=60,
+    show_default=True,
+    help="Time in minutes for how long generated download URLs should remain valid (5-600).",
+)
 
 
 def _job_options(function):
-    for decorator in reversed([
-        resource_group_option(), workspace_option(), experiment_option(),
-        name_option("-j", "--job", kind="job", help="Name of job.", required=True),
-        click.option("-d", "--output-directory-id", default=STDOUTERR, show_default=True, help=_ID_HELP),
-        click.option("-p", "--path", default=".", show_default=True,
-                     help="Relative path in the given output directory ('..' is refused)."),
-    ]):
+    for decorator in reversed(
+        [
+            resource_group_option(),
+            workspace_option(),
+            experiment_option(),
+            name_option("-j", "--job", kind="job", help="Name of job.", required=True),
+            click.option("-d", "--output-directory-id", default=STDOUTERR, show_default=True, help=_ID_HELP),
+            click.option(
+                "-p",
+                "--path",
+                default=".",
+                show_default=True,
+                help="Relative path in the given output directory ('..' is refused).",
+            ),
+        ]
+    ):
         function = decorator(function)
     return function
 
 
 def _job(app, resource_group, workspace, experiment, name):
-    (rid,) = resolve_targets(app, "job", (), resource_group, [("workspace", workspace, "--workspace"),
-                                                              ("experiment", experiment, "--experiment"),
-                                                              ("job", name, "--job")])
+    (rid,) = resolve_targets(
+        app,
+        "job",
+        (),
+        resource_group,
+        [("workspace", workspace, "--workspace"), ("experiment", experiment, "--experiment"), ("job", name, "--job")],
+    )
     return rid
 
 
@@ -84,8 +104,7 @@ def list_(app, resource_group, workspace, experiment, name, output_directory_id,
     from batchai_cli.services import files
 
     rid = _job(app, resource_group, workspace, experiment, name)
-    return files.list_files(app.session, rid, output_directory_id=output_directory_id, path=path,
-                            expiry_minutes=expiry)
+    return files.list_files(app.session, rid, output_directory_id=output_directory_id, path=path, expiry_minutes=expiry)
 
 
 @file.command("stream")
@@ -95,8 +114,7 @@ def list_(app, resource_group, workspace, experiment, name, output_directory_id,
 @click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Start with the last N lines.")
 @click.option("--wait", is_flag=True, help="When the job ends, exit with its exit code (else 0).")
 @pass_app
-def stream(app, resource_group, workspace, experiment, name, output_directory_id, path, file_name, offset, tail,
-           wait):
+def stream(app, resource_group, workspace, experiment, name, output_directory_id, path, file_name, offset, tail, wait):
     """Stream the content of a file (similar to 'tail -f').
 
     Waits for the job to create the file, then prints what is written to it as it arrives, until
@@ -119,20 +137,38 @@ def stream(app, resource_group, workspace, experiment, name, output_directory_id
     if offset is not None and tail is not None:
         raise UsageError("--offset and --tail cannot be used together.")
     rid = _job(app, resource_group, workspace, experiment, name)
-    return Outcome(None, follow(app, rid, file_name, output_directory_id=output_directory_id, path=path,
-                                offset=offset or 0, tail=tail, wait=wait))
+    return Outcome(
+        None,
+        follow(
+            app,
+            rid,
+            file_name,
+            output_directory_id=output_directory_id,
+            path=path,
+            offset=offset or 0,
+            tail=tail,
+            wait=wait,
+        ),
+    )
 
 
 @file.command("download")
 @_job_options
-@click.option("--dest", default=".", show_default=True, type=click.Path(file_okay=False),
-              help="Local folder to download into; created if missing.")
-@click.option("--max-connections", type=click.IntRange(1, 64), default=16, show_default=True,
-              help="Files downloaded at once.")
+@click.option(
+    "--dest",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Local folder to download into; created if missing.",
+)
+@click.option(
+    "--max-connections", type=click.IntRange(1, 64), default=16, show_default=True, help="Files downloaded at once."
+)
 @click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
 @pass_app
-def download(app, resource_group, workspace, experiment, name, output_directory_id, path, dest, max_connections,
-             no_progress):
+def download(
+    app, resource_group, workspace, experiment, name, output_directory_id, path, dest, max_connections, no_progress
+):
     """Download all files of a job's output directory, skipping unchanged ones.
 
     Files are fetched many at once. Local files whose content already matches are left alone, so
@@ -148,10 +184,18 @@ def download(app, resource_group, workspace, experiment, name, output_directory_
     from batchai_cli.services import files
 
     rid = _job(app, resource_group, workspace, experiment, name)
-    reporter = Reporter("Downloaded", show_bar=not no_progress and sys.stderr.isatty(),
-                        quiet=app.globals.only_show_errors)
-    summary = files.download_files(app.session, rid, dest, output_directory_id=output_directory_id, path=path,
-                                   max_connections=max_connections, reporter=reporter)
+    reporter = Reporter(
+        "Downloaded", show_bar=not no_progress and sys.stderr.isatty(), quiet=app.globals.only_show_errors
+    )
+    summary = files.download_files(
+        app.session,
+        rid,
+        dest,
+        output_directory_id=output_directory_id,
+        path=path,
+        max_connections=max_connections,
+        reporter=reporter,
+    )
     return [record["path"] for record in summary["downloaded"]]
 
 
@@ -166,10 +210,22 @@ def cluster_file() -> None:
 @cluster_file.command("list", table=tables.cluster_files)
 @resource_group_option()
 @workspace_option()
-@defaulted_option("-c", "--cluster", dest="cluster_name", default_name="cluster", required=True, kind="cluster",
-                  help="Name of cluster.")
-@click.option("-p", "--path", default=".", show_default=True,
-              help="Relative path of a subfolder inside of the node setup task output directory.")
+@defaulted_option(
+    "-c",
+    "--cluster",
+    dest="cluster_name",
+    default_name="cluster",
+    required=True,
+    kind="cluster",
+    help="Name of cluster.",
+)
+@click.option(
+    "-p",
+    "--path",
+    default=".",
+    show_default=True,
+    help="Relative path of a subfolder inside of the node setup task output directory.",
+)
 @_EXPIRY
 @pass_app
 def cluster_file_list(app, resource_group, workspace, cluster_name, path, expiry):
@@ -188,8 +244,13 @@ def cluster_file_list(app, resource_group, workspace, cluster_name, path, expiry
     """
     from batchai_cli.services import files
 
-    (rid,) = resolve_targets(app, "cluster", (), resource_group, [("workspace", workspace, "--workspace"),
-                                                                   ("cluster", cluster_name, "--cluster")])
+    (rid,) = resolve_targets(
+        app,
+        "cluster",
+        (),
+        resource_group,
+        [("workspace", workspace, "--workspace"), ("cluster", cluster_name, "--cluster")],
+    )
     return files.list_cluster_files(app.session, rid, path=path, expiry_minutes=expiry)
 
 
@@ -240,15 +301,25 @@ def _write(text: str) -> None:
     out.flush()
 
 
-def follow(app, rid, file_name: str, *, output_directory_id: str = STDOUTERR, path: str = ".",
-           offset: int = 0, tail: int | None = None, wait: bool = False) -> int:
+def follow(
+    app,
+    rid,
+    file_name: str,
+    *,
+    output_directory_id: str = STDOUTERR,
+    path: str = ".",
+    offset: int = 0,
+    tail: int | None = None,
+    wait: bool = False,
+) -> int:
     """Write a job's file to stdout until the job ends. Returns the exit code: the job's own with
     `wait`, else 0."""
     from batchai_cli import log
     from batchai_cli.services import files
 
-    stream_ = files.FileStream(app.session, rid, file_name, output_directory_id=output_directory_id, path=path,
-                               offset=offset, tail=tail)
+    stream_ = files.FileStream(
+        app.session, rid, file_name, output_directory_id=output_directory_id, path=path, offset=offset, tail=tail
+    )
     reached, ended = offset, None
     try:
         with _Interrupts() as interrupts:

@@ -101,16 +101,41 @@ def _store(attribute: str) -> Callable:
 
 
 GLOBAL_OPTIONS: list[click.Option] = [
-    click.Option(["-o", "--output"], type=click.Choice(FORMATS), expose_value=False,
-                 callback=_store("output"), help="Output format. Default: json, or the configured default."),
-    click.Option(["--query"], metavar="JMESPATH", expose_value=False, callback=_store("query"),
-                 help="JMESPath query string. See http://jmespath.org/ for more information and examples."),
-    click.Option(["--debug"], is_flag=True, expose_value=False, callback=_store("debug"),
-                 help="Increase logging verbosity to show all debug logs and tracebacks."),
-    click.Option(["--verbose"], is_flag=True, expose_value=False, callback=_store("verbose"),
-                 help="Increase logging verbosity. Use --debug for full debug logs."),
-    click.Option(["--only-show-errors"], is_flag=True, expose_value=False, callback=_store("only_show_errors"),
-                 help="Only show errors, suppressing warnings."),
+    click.Option(
+        ["-o", "--output"],
+        type=click.Choice(FORMATS),
+        expose_value=False,
+        callback=_store("output"),
+        help="Output format. Default: json, or the configured default.",
+    ),
+    click.Option(
+        ["--query"],
+        metavar="JMESPATH",
+        expose_value=False,
+        callback=_store("query"),
+        help="JMESPath query string. See http://jmespath.org/ for more information and examples.",
+    ),
+    click.Option(
+        ["--debug"],
+        is_flag=True,
+        expose_value=False,
+        callback=_store("debug"),
+        help="Increase logging verbosity to show all debug logs and tracebacks.",
+    ),
+    click.Option(
+        ["--verbose"],
+        is_flag=True,
+        expose_value=False,
+        callback=_store("verbose"),
+        help="Increase logging verbosity. Use --debug for full debug logs.",
+    ),
+    click.Option(
+        ["--only-show-errors"],
+        is_flag=True,
+        expose_value=False,
+        callback=_store("only_show_errors"),
+        help="Only show errors, suppressing warnings.",
+    ),
 ]
 _GLOBAL_NAMES = {opt.name for opt in GLOBAL_OPTIONS}
 
@@ -124,8 +149,12 @@ def add_global_options(function: Callable) -> Callable:
 
 def _option_kwargs(option: click.Option) -> dict:
     return {
-        "type": option.type, "is_flag": option.is_flag, "expose_value": False, "callback": option.callback,
-        "help": option.help, "metavar": option.metavar,
+        "type": option.type,
+        "is_flag": option.is_flag,
+        "expose_value": False,
+        "callback": option.callback,
+        "help": option.help,
+        "metavar": option.metavar,
     }
 
 
@@ -224,13 +253,17 @@ def _require(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def defaulted_option(*flags: str, default_name: str, required: bool, help: str, kind: str | None = None,
-                     dest: str | None = None) -> Callable:
+def defaulted_option(
+    *flags: str, default_name: str, required: bool, help: str, kind: str | None = None, dest: str | None = None
+) -> Callable:
     """An option that falls back on `batchai configure --defaults <default_name>=...`."""
     names = (*flags, dest) if dest else flags
     return click.option(
-        *names, default=_configured(default_name), callback=_require if required else None,
-        help=help + (" [required]" if required else ""), shell_complete=_complete(kind) if kind else None,
+        *names,
+        default=_configured(default_name),
+        callback=_require if required else None,
+        help=help + (" [required]" if required else ""),
+        shell_complete=_complete(kind) if kind else None,
     )
 
 
@@ -251,7 +284,12 @@ def _complete(kind: str) -> Callable:
 
 def resource_group_option(required: bool = True) -> Callable:
     return defaulted_option(
-        "-g", "--resource-group", dest="resource_group", default_name="group", required=required, kind="group",
+        "-g",
+        "--resource-group",
+        dest="resource_group",
+        default_name="group",
+        required=required,
+        kind="group",
         help="Name of resource group. You can configure the default group using "
         "`batchai configure --defaults group=<name>`.",
     )
@@ -259,14 +297,24 @@ def resource_group_option(required: bool = True) -> Callable:
 
 def workspace_option(required: bool = True) -> Callable:
     return defaulted_option(
-        "-w", "--workspace", dest="workspace", default_name="workspace", required=required, kind="workspace",
+        "-w",
+        "--workspace",
+        dest="workspace",
+        default_name="workspace",
+        required=required,
+        kind="workspace",
         help="Name of workspace. You can configure the default using `batchai configure --defaults workspace=<name>`.",
     )
 
 
 def experiment_option(required: bool = True) -> Callable:
     return defaulted_option(
-        "-e", "--experiment", dest="experiment", default_name="experiment", required=required, kind="experiment",
+        "-e",
+        "--experiment",
+        dest="experiment",
+        default_name="experiment",
+        required=required,
+        kind="experiment",
         help="Name of experiment. You can configure the default using "
         "`batchai configure --defaults experiment=<name>`.",
     )
@@ -277,12 +325,17 @@ def name_option(*flags: str, kind: str, help: str, required: bool = False) -> Ca
 
 
 location_option = defaulted_option(
-    "-l", "--location", default_name="location", required=False,
+    "-l",
+    "--location",
+    default_name="location",
+    required=False,
     help="Location. Default: the configured location (`batchai configure --defaults location=<name>`), else the "
     "location of the resource group's other workspaces, else 'local'.",
 )
 ids_option = click.option(
-    "--ids", multiple=True, metavar="ID",
+    "--ids",
+    multiple=True,
+    metavar="ID",
     help="One or more resource IDs (space-delimited). If provided, no other 'Resource Id' arguments should be "
     "specified.",
 )

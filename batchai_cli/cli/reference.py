@@ -22,8 +22,14 @@ def _walk(command: click.Command, ctx: click.Context):
 
 def _context(command: click.Command, name: str, parent: click.Context | None = None) -> click.Context:
     # Built by hand, so the settings make_context would apply (-h) are given here.
-    return click.Context(command, info_name=name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH,
-                         help_option_names=["-h", "--help"])
+    return click.Context(
+        command,
+        info_name=name,
+        parent=parent,
+        terminal_width=WIDTH,
+        max_content_width=WIDTH,
+        help_option_names=["-h", "--help"],
+    )
 
 
 def command_reference() -> str:

@@ -7,8 +7,9 @@ from batchai_cli.errors import UsageError
 from batchai_cli.ids import ResourceId
 
 
-def resolve_targets(app, kind: str, id_values: tuple[str, ...], resource_group: str | None,
-                    names: list[tuple[str, str | None, str]]) -> list[ResourceId]:
+def resolve_targets(
+    app, kind: str, id_values: tuple[str, ...], resource_group: str | None, names: list[tuple[str, str | None, str]]
+) -> list[ResourceId]:
     """Resources named by --ids, or by -g plus `names`: (kind, value, flag) from the top down.
 
     --ids wins over names (which may have come from configured defaults). Without --ids every
@@ -29,8 +30,10 @@ def resolve_targets(app, kind: str, id_values: tuple[str, ...], resource_group: 
                 )
         return targets
     if not resource_group:
-        raise UsageError("(--resource-group | --ids) are required",
-                         hint="Or set a default: batchai configure --defaults group=<name>.")
+        raise UsageError(
+            "(--resource-group | --ids) are required",
+            hint="Or set a default: batchai configure --defaults group=<name>.",
+        )
     ids.check_resource_group(resource_group)
     for path_kind, value, flag in names:
         if not value:

@@ -23,7 +23,12 @@ from batchai_cli.services import workspaces
 _NAME_HELP = "Name of workspace."
 # show and delete fall back on the configured default workspace, as -w does elsewhere.
 _defaulted_name = defaulted_option(
-    "-n", "--workspace", dest="name", default_name="workspace", required=False, kind="workspace",
+    "-n",
+    "--workspace",
+    dest="name",
+    default_name="workspace",
+    required=False,
+    kind="workspace",
     help=_NAME_HELP + " You can configure the default using `batchai configure --defaults workspace=<name>`.",
 )
 
@@ -87,8 +92,12 @@ def list_(app, resource_group):
 @resource_group_option(required=False)
 @_defaulted_name
 @ids_option
-@click.option("--force", is_flag=True, help="Also delete the experiments (with their jobs), clusters and file "
-              "servers the workspace holds. Without it, a workspace that holds any is kept.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also delete the experiments (with their jobs), clusters and file "
+    "servers the workspace holds. Without it, a workspace that holds any is kept.",
+)
 @no_wait_option
 @yes_option
 @pass_app

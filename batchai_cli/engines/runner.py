@@ -155,8 +155,9 @@ class Runner:
         options = {**private.get("options", {}), **launch}
         self.db.update_private(self.rid, lambda p: {**p, "options": options})
         if self.slurm:
-            agents = slurm.AgentStep(str(self.rid), launch["node_names"], shared,
-                                     lambda task: layout.result_path(body, task))
+            agents = slurm.AgentStep(
+                str(self.rid), launch["node_names"], shared, lambda task: layout.result_path(body, task)
+            )
         else:
             agents = LocalAgents(str(self.rid), nodes, shared)
         limit = _wall_clock_seconds(properties)

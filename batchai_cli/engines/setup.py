@@ -47,8 +47,9 @@ def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> Non
     try:
         store, key = paths.resolve(setup["stdOutErrPathPrefix"], volumes)
     except Exception as exc:
-        set_node_state(db, rid, index, "unusable", _error(node_id, f"Cannot use the setup task's "
-                                                          f"stdOutErrPathPrefix: {exc}"))
+        set_node_state(
+            db, rid, index, "unusable", _error(node_id, f"Cannot use the setup task's stdOutErrPathPrefix: {exc}")
+        )
         return
     directory = "/".join(part for part in (key, setup.get("stdOutErrPathSuffix")) if part)
     spool = os.path.join(layout.node_root(node_id), "setup", "spool")
@@ -76,11 +77,19 @@ def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> Non
             if variable.get("value") is not None:
                 env[variable["name"]] = variable["value"]
         note(f"Setup task on node {node_id}: {setup['commandLine']}")
-        child = subprocess.Popen(["bash", "-c", setup["commandLine"]], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                 cwd=layout.node_root(node_id), process_group=0)
-        pumps = [threading.Thread(target=_pump, args=(child.stdout, shipper.open(f"stdout-{node_id}.txt"))),
-                 threading.Thread(target=_pump, args=(child.stderr, shipper.open(f"stderr-{node_id}.txt")))]
+        child = subprocess.Popen(
+            ["bash", "-c", setup["commandLine"]],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=layout.node_root(node_id),
+            process_group=0,
+        )
+        pumps = [
+            threading.Thread(target=_pump, args=(child.stdout, shipper.open(f"stdout-{node_id}.txt"))),
+            threading.Thread(target=_pump, args=(child.stderr, shipper.open(f"stderr-{node_id}.txt"))),
+        ]
         for pump in pumps:
             pump.start()
         code = child.wait()
@@ -115,8 +124,9 @@ def main(argv: list[str]) -> int:
         return 0
     indexes = [int(value) for value in argv[1:]]
     names = node_ids(rid, body, max(indexes) + 1)
-    threads = [threading.Thread(target=run_node, args=(rid, body, properties, index, names[index]))
-               for index in indexes]
+    threads = [
+        threading.Thread(target=run_node, args=(rid, body, properties, index, names[index])) for index in indexes
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -38,10 +38,26 @@ NICE = {"high": 0, "normal": 1000, "low": 2000}
 COMMAND_TIMEOUT = 30.0
 RUNNER_GRACE_MINUTES = 1
 # Slurm job states in which the batch script may still run (or is about to).
-ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
-                 "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
-CONTROLLER_HINT = ("Check that slurmctld is running and answering (sinfo should list the partitions) and that "
-                   "SLURM_CONF or /etc/slurm/slurm.conf names it.")
+ACTIVE_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "RESV_DEL_HOLD",
+    "SPECIAL_EXIT",
+}
+CONTROLLER_HINT = (
+    "Check that slurmctld is running and answering (sinfo should list the partitions) and that "
+    "SLURM_CONF or /etc/slurm/slurm.conf names it."
+)
 
 
 # -- running Slurm's commands -------------------------------------------------------------------
@@ -57,8 +73,10 @@ def run(argv: list[str], *, what: str) -> str:
             hint="Install Slurm's client commands (apt-get install slurm-client, or slurm-wlm) or fix PATH.",
         ) from None
     except subprocess.TimeoutExpired:
-        raise EngineError(f"Cannot {what}: {argv[0]} did not answer within {COMMAND_TIMEOUT:.0f} s "
-                          "(slurmctld is not answering).", hint=CONTROLLER_HINT) from None
+        raise EngineError(
+            f"Cannot {what}: {argv[0]} did not answer within {COMMAND_TIMEOUT:.0f} s (slurmctld is not answering).",
+            hint=CONTROLLER_HINT,
+        ) from None
     if done.returncode != 0:
         raise EngineError(f"Cannot {what}: {_last_line(argv[0], done.stderr or done.stdout)}", hint=_hint(done.stderr))
     return done.stdout
@@ -76,8 +94,13 @@ def _last_line(program: str, text: str) -> str:
 
 def _hint(stderr: str) -> str:
     text = stderr.lower()
-    if "unable to contact slurm controller" in text or "connection refused" in text or "slurm_conf" in text \
-            or "configuration file" in text or "zero bytes were transmitted" in text:
+    if (
+        "unable to contact slurm controller" in text
+        or "connection refused" in text
+        or "slurm_conf" in text
+        or "configuration file" in text
+        or "zero bytes were transmitted" in text
+    ):
         return CONTROLLER_HINT
     if "munge" in text or "authentication" in text:
         return "Check that munged runs on this machine with the cluster's key (munge -n | unmunge should work)."
@@ -104,10 +127,21 @@ def submit(job_id: str, name: str, properties: dict, engine: dict, shared_dir: s
         # not lost, the runner reads the job's state before it starts anything.
         handle.write(f"#!/bin/sh\ntrap '' TERM INT USR1\nexec {runner}\n")
     log_path = os.path.join(shared_dir, "runner.log")
-    argv = ["sbatch", "--parsable", f"--job-name=batchai-{name}", f"--nodes={nodes}", "--ntasks-per-node=1",
-            "--exclusive", "--no-requeue", "--export=ALL", f"--output={log_path}", f"--error={log_path}",
-            "--open-mode=append", f"--chdir={shared_dir}",
-            f"--nice={NICE.get(properties.get('schedulingPriority') or 'normal', NICE['normal'])}"]
+    argv = [
+        "sbatch",
+        "--parsable",
+        f"--job-name=batchai-{name}",
+        f"--nodes={nodes}",
+        "--ntasks-per-node=1",
+        "--exclusive",
+        "--no-requeue",
+        "--export=ALL",
+        f"--output={log_path}",
+        f"--error={log_path}",
+        "--open-mode=append",
+        f"--chdir={shared_dir}",
+        f"--nice={NICE.get(properties.get('schedulingPriority') or 'normal', NICE['normal'])}",
+    ]
     if engine.get("partition"):
         argv.append(f"--partition={engine['partition']}")
     if engine.get("account"):
@@ -117,8 +151,13 @@ def submit(job_id: str, name: str, properties: dict, engine: dict, shared_dir: s
         partition = engine.get("partition") or default_partition()
         longest = partition_time_limit(partition)
         if longest is not None and minutes > longest:
-            log.warning("maxWallClockTime is longer than Slurm partition %s allows (%d minutes): Slurm will stop "
-                        "the job after %d minutes.", partition, longest, longest)
+            log.warning(
+                "maxWallClockTime is longer than Slurm partition %s allows (%d minutes): Slurm will stop "
+                "the job after %d minutes.",
+                partition,
+                longest,
+                longest,
+            )
             minutes = longest
         argv.append(f"--time={minutes}")
     out = run([*argv, script], what="submit the job to Slurm")
@@ -174,12 +213,16 @@ def ended_errors(slurm_job: str) -> list[dict] | None:
     if found is not None and found[0] in ACTIVE_STATES:
         return None
     if found is None:
-        message = (f"Slurm job {slurm_job} is gone (Slurm no longer knows it) and the job's end was never "
-                   "recorded: its runner was stopped before it could. See runner.log in the job's shared folder.")
+        message = (
+            f"Slurm job {slurm_job} is gone (Slurm no longer knows it) and the job's end was never "
+            "recorded: its runner was stopped before it could. See runner.log in the job's shared folder."
+        )
         return [_error("SlurmJobEnded", message, slurmJobId=slurm_job)]
     state, exit_code = found
-    message = (f"Slurm job {slurm_job} ended ({state}{', exit code ' + exit_code if exit_code else ''}) without "
-               f"the job's end being recorded: {_why(state)} See runner.log in the job's shared folder.")
+    message = (
+        f"Slurm job {slurm_job} ended ({state}{', exit code ' + exit_code if exit_code else ''}) without "
+        f"the job's end being recorded: {_why(state)} See runner.log in the job's shared folder."
+    )
     return [_error("SlurmJobEnded", message, slurmJobId=slurm_job, slurmJobState=state)]
 
 
@@ -198,8 +241,10 @@ def _why(state: str) -> str:
 def state_message(slurm_job: str) -> str:
     """What the runner records when Slurm itself stopped the job. Slurm shows the job COMPLETING
     until its runner exits, so why it was stopped cannot be told yet."""
-    return (f"Slurm stopped the job (Slurm job {slurm_job}) before it ended: it was cancelled in Slurm (scancel, "
-            "an administrator), reached a Slurm time limit, or lost a node.")
+    return (
+        f"Slurm stopped the job (Slurm job {slurm_job}) before it ended: it was cancelled in Slurm (scancel, "
+        "an administrator), reached a Slurm time limit, or lost a node."
+    )
 
 
 def cancel(slurm_job: str) -> str | None:
@@ -216,8 +261,7 @@ def cancel(slurm_job: str) -> str | None:
 
 
 def _error(code: str, message: str, **details: str) -> dict:
-    return {"code": code, "message": message,
-            "details": [{"name": k, "value": v} for k, v in details.items()] or None}
+    return {"code": code, "message": message, "details": [{"name": k, "value": v} for k, v in details.items()] or None}
 
 
 def _quote(arg: str) -> str:
@@ -246,10 +290,22 @@ class AgentStep:
         # before its handlers are in place (a short task 0 ends before the idle nodes' agents have
         # started). The agents start with SIGTERM ignored instead, and look for the stop mark,
         # written before any signal, once their handlers are in place.
-        argv = ["srun", f"--nodes={node_count}", f"--ntasks={node_count}", "--ntasks-per-node=1",
-                "--kill-on-bad-exit=0", f"--output={os.path.join(shared_dir, 'agent-%t.log')}",
-                "sh", "-c", "trap '' TERM INT; exec \"$0\" \"$@\"",
-                sys.executable, "-m", "batchai_cli.agent", "run-slurm", job_id]
+        argv = [
+            "srun",
+            f"--nodes={node_count}",
+            f"--ntasks={node_count}",
+            "--ntasks-per-node=1",
+            "--kill-on-bad-exit=0",
+            f"--output={os.path.join(shared_dir, 'agent-%t.log')}",
+            "sh",
+            "-c",
+            'trap \'\' TERM INT; exec "$0" "$@"',
+            sys.executable,
+            "-m",
+            "batchai_cli.agent",
+            "run-slurm",
+            job_id,
+        ]
         self.srun = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         self.killed = False
 
@@ -316,8 +372,10 @@ def partition_nodes(partition: str | None) -> list[tuple[str, str]]:
     nodes = [tuple(line.split()[:2]) for line in out.splitlines() if len(line.split()) >= 2]
     if not nodes:
         known = run(["sinfo", "-h", "-o", "%R"], what="list Slurm's partitions").split()
-        raise EngineError(f'Slurm has no partition "{name}" (it has: {", ".join(sorted(set(known))) or "none"}).',
-                          hint="Set engine.partition in cluster.json to one of them.")
+        raise EngineError(
+            f'Slurm has no partition "{name}" (it has: {", ".join(sorted(set(known))) or "none"}).',
+            hint="Set engine.partition in cluster.json to one of them.",
+        )
     return nodes
 
 

@@ -120,8 +120,14 @@ def node_states(private: dict) -> dict[int, dict]:
         node = dict(node)
         process = node.get("process") or {}
         if node["state"] == "preparing" and process and not process_alive(process["pid"], process.get("start")):
-            node = {"state": "unusable", "error": {"code": "SetupTaskFailed", "message": "The setup task's "
-                    "process ended without reporting (it was killed or crashed).", "details": None}}
+            node = {
+                "state": "unusable",
+                "error": {
+                    "code": "SetupTaskFailed",
+                    "message": "The setup task's process ended without reporting (it was killed or crashed).",
+                    "details": None,
+                },
+            }
         result[int(key)] = node
     return result
 

@@ -57,5 +57,4 @@ def delete_experiment(session: Session, rid: ResourceId) -> None:
         raise not_found(rid) from None
 
 
-__all__ = ["NotFound", "create_experiment", "delete_experiment", "experiment_ref", "get_experiment",
-           "list_experiments"]
+__all__ = ["NotFound", "create_experiment", "delete_experiment", "experiment_ref", "get_experiment", "list_experiments"]

@@ -48,8 +48,9 @@ def _relative(path: str | None, what: str) -> str:
     try:
         return clean_path(path or "")
     except ValueError:
-        raise UsageError(f"'..' is not allowed in {what}: {path!r}.", hint="Give a path inside the directory.") \
-            from None
+        raise UsageError(
+            f"'..' is not allowed in {what}: {path!r}.", hint="Give a path inside the directory."
+        ) from None
 
 
 def locate(session: Session, rid: ResourceId, *, output_directory_id: str = STDOUTERR, path: str = ".") -> Directory:
@@ -99,12 +100,21 @@ def iter_files(directory: Directory, *, expiry_minutes: int = 60, missing_ok: bo
     try:
         for entry in store.list_dir(key):
             if entry.is_dir:
-                yield {"name": entry.name, "fileType": "directory", "downloadUrl": None, "lastModified": None,
-                       "contentLength": None}
+                yield {
+                    "name": entry.name,
+                    "fileType": "directory",
+                    "downloadUrl": None,
+                    "lastModified": None,
+                    "contentLength": None,
+                }
             else:
-                yield {"name": entry.name, "fileType": "file",
-                       "downloadUrl": store.download_url(entry.path, expiry_minutes=expiry_minutes),
-                       "lastModified": _iso(entry.last_modified), "contentLength": entry.size}
+                yield {
+                    "name": entry.name,
+                    "fileType": "file",
+                    "downloadUrl": store.download_url(entry.path, expiry_minutes=expiry_minutes),
+                    "lastModified": _iso(entry.last_modified),
+                    "contentLength": entry.size,
+                }
     except FileNotFoundError:
         if not missing_ok:
             raise NotFound(f"No such directory: {store.url(key)}") from None
@@ -112,23 +122,43 @@ def iter_files(directory: Directory, *, expiry_minutes: int = 60, missing_ok: bo
         raise UsageError(f"Not a directory: {store.url(key)}", hint="Give a directory with --path.") from None
 
 
-def list_files(session: Session, rid: ResourceId, *, output_directory_id: str = STDOUTERR, path: str = ".",
-               expiry_minutes: int = 60) -> list[dict]:
+def list_files(
+    session: Session,
+    rid: ResourceId,
+    *,
+    output_directory_id: str = STDOUTERR,
+    path: str = ".",
+    expiry_minutes: int = 60,
+) -> list[dict]:
     """`job file list`: the files and directories at `path` of an output directory, sorted by name."""
     directory = locate(session, rid, output_directory_id=output_directory_id, path=path)
     items = iter_files(directory, expiry_minutes=expiry_minutes, missing_ok=_relative(path, "--path") == "")
     return sorted(items, key=lambda item: item["name"])
 
 
-def download_files(session: Session, rid: ResourceId, destination: str, *, output_directory_id: str = STDOUTERR,
-                   path: str = ".", max_connections: int = 16, reporter: Any = None) -> dict:
+def download_files(
+    session: Session,
+    rid: ResourceId,
+    destination: str,
+    *,
+    output_directory_id: str = STDOUTERR,
+    path: str = ".",
+    max_connections: int = 16,
+    reporter: Any = None,
+) -> dict:
     """`job file download`: every file below `path` of an output directory into `destination`, many
     at once, skipping local files that are already the same. Returns transfer's summary."""
     from batchai_cli.services import transfer
 
     directory = locate(session, rid, output_directory_id=output_directory_id, path=path)
-    summary = transfer.download_batch(directory.store, destination, source_path=directory.key, skip_unchanged=True,
-                                      max_connections=max_connections, reporter=reporter)
+    summary = transfer.download_batch(
+        directory.store,
+        destination,
+        source_path=directory.key,
+        skip_unchanged=True,
+        max_connections=max_connections,
+        reporter=reporter,
+    )
     # Paths relative to the output directory, as they land under `destination`.
     cut = len(directory.key) + 1 if directory.key else 0
     for key in ("downloaded", "skipped_files", "failed_files"):
@@ -165,8 +195,12 @@ def list_cluster_files(session: Session, rid: ResourceId, *, path: str = ".", ex
         raise BatchAIError(SETUP_UNSUPPORTED) from None
     directory = Directory(store, join_path(key, _relative(suffix, "stdOutErrPathSuffix"), sub_path))
     rows = [
-        {"name": item["name"], "download_url": item["downloadUrl"], "is_directory": item["fileType"] == "directory",
-         "size": item["contentLength"]}
+        {
+            "name": item["name"],
+            "download_url": item["downloadUrl"],
+            "is_directory": item["fileType"] == "directory",
+            "size": item["contentLength"],
+        }
         for item in iter_files(directory, expiry_minutes=expiry_minutes)
     ]
     return sorted(rows, key=lambda row: row["name"])
@@ -208,9 +242,21 @@ class FileStream:
     from, when storage stays unreachable for `retry_seconds`.
     """
 
-    def __init__(self, session: Session, rid: ResourceId, file_name: str, *, output_directory_id: str = STDOUTERR,
-                 path: str = ".", offset: int = 0, tail: int | None = None, poll: float = 0.25,
-                 max_poll: float = 2.0, retry_seconds: float | None = None, chunk_size: int = READ_CHUNK):
+    def __init__(
+        self,
+        session: Session,
+        rid: ResourceId,
+        file_name: str,
+        *,
+        output_directory_id: str = STDOUTERR,
+        path: str = ".",
+        offset: int = 0,
+        tail: int | None = None,
+        poll: float = 0.25,
+        max_poll: float = 2.0,
+        retry_seconds: float | None = None,
+        chunk_size: int = READ_CHUNK,
+    ):
         name = _relative(file_name, "--file-name")
         if not name:
             raise UsageError("Give the name of a file with --file-name.")

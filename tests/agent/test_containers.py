@@ -30,8 +30,13 @@ MOUNTS = [("/mnt/batch/job", "/mnt/batch/job"), ("/data/in", "/data/in")]
 
 
 def run_args(**changes):
-    args = {"mounts": MOUNTS, "env": JOB_ENV, "workdir": "/mnt/batch/job/wd", "shm_size": "16gb",
-            "name": "batchai-job1-0"}
+    args = {
+        "mounts": MOUNTS,
+        "env": JOB_ENV,
+        "workdir": "/mnt/batch/job/wd",
+        "shm_size": "16gb",
+        "name": "batchai-job1-0",
+    }
     return {**args, **changes}
 
 
@@ -54,23 +59,44 @@ def fake_program(folder: Path, name: str, script: str) -> str:
 @pytest.mark.parametrize("runtime_class", [DockerRuntime, PodmanRuntime])
 def test_docker_and_podman_run_command(runtime_class):
     runtime = runtime_class(f"/usr/bin/{runtime_class.name}")
-    argv = runtime.run_command("demo.azurecr.io/train:1", ["bash", "-c", "python $AZ_BATCHAI_JOB_MOUNT_ROOT/t.py"],
-                               **run_args())
+    argv = runtime.run_command(
+        "demo.azurecr.io/train:1", ["bash", "-c", "python $AZ_BATCHAI_JOB_MOUNT_ROOT/t.py"], **run_args()
+    )
     assert argv == [
-        f"/usr/bin/{runtime_class.name}", "run", "--rm", "--name", "batchai-job1-0", "--network", "host",
-        "--shm-size", "16gb",
-        "--volume", "/mnt/batch/job:/mnt/batch/job", "--volume", "/data/in:/data/in",
-        "--env", "AZ_BATCHAI_JOB_MOUNT_ROOT", "--env", "GREETING", "--env", "API_TOKEN",
-        "--workdir", "/mnt/batch/job/wd",
-        "demo.azurecr.io/train:1", "bash", "-c", "python $AZ_BATCHAI_JOB_MOUNT_ROOT/t.py",
+        f"/usr/bin/{runtime_class.name}",
+        "run",
+        "--rm",
+        "--name",
+        "batchai-job1-0",
+        "--network",
+        "host",
+        "--shm-size",
+        "16gb",
+        "--volume",
+        "/mnt/batch/job:/mnt/batch/job",
+        "--volume",
+        "/data/in:/data/in",
+        "--env",
+        "AZ_BATCHAI_JOB_MOUNT_ROOT",
+        "--env",
+        "GREETING",
+        "--env",
+        "API_TOKEN",
+        "--workdir",
+        "/mnt/batch/job/wd",
+        "demo.azurecr.io/train:1",
+        "bash",
+        "-c",
+        "python $AZ_BATCHAI_JOB_MOUNT_ROOT/t.py",
     ]
     assert runtime.kill_command("batchai-job1-0") == [f"/usr/bin/{runtime_class.name}", "kill", "batchai-job1-0"]
     assert runtime.run_notes(shm_size="16gb") == []
 
 
 def test_docker_run_command_without_optional_settings():
-    argv = DockerRuntime("/usr/bin/docker").run_command("ubuntu", ["true"], mounts=[], env={}, workdir=None,
-                                                        shm_size=None, name="n")
+    argv = DockerRuntime("/usr/bin/docker").run_command(
+        "ubuntu", ["true"], mounts=[], env={}, workdir=None, shm_size=None, name="n"
+    )
     assert argv == ["/usr/bin/docker", "run", "--rm", "--name", "n", "--network", "host", "ubuntu", "true"]
 
 
@@ -79,10 +105,18 @@ def test_apptainer_run_command():
     argv = runtime.run_command("microsoft/cntk:2.1", ["bash", "-c", "echo $GREETING"], **run_args())
     # apptainer passes the process environment through and shares the host network and /dev/shm
     assert argv == [
-        "/usr/bin/apptainer", "exec",
-        "--bind", "/mnt/batch/job:/mnt/batch/job", "--bind", "/data/in:/data/in",
-        "--pwd", "/mnt/batch/job/wd",
-        "docker://microsoft/cntk:2.1", "bash", "-c", "echo $GREETING",
+        "/usr/bin/apptainer",
+        "exec",
+        "--bind",
+        "/mnt/batch/job:/mnt/batch/job",
+        "--bind",
+        "/data/in:/data/in",
+        "--pwd",
+        "/mnt/batch/job/wd",
+        "docker://microsoft/cntk:2.1",
+        "bash",
+        "-c",
+        "echo $GREETING",
     ]
     assert runtime.kill_command("batchai-job1-0") is None
     assert runtime.run_notes(shm_size="16gb") == [
@@ -91,17 +125,20 @@ def test_apptainer_run_command():
     assert runtime.run_notes(shm_size=None) == []
 
 
-@pytest.mark.parametrize(("image", "reference"), [
-    ("/images/train.sif", "/images/train.sif"),
-    ("train.sif", "train.sif"),
-    ("docker://ubuntu:22.04", "docker://ubuntu:22.04"),
-    ("oras://demo.azurecr.io/train:1", "oras://demo.azurecr.io/train:1"),
-    ("demo.azurecr.io/train:1", "docker://demo.azurecr.io/train:1"),
-])
+@pytest.mark.parametrize(
+    ("image", "reference"),
+    [
+        ("/images/train.sif", "/images/train.sif"),
+        ("train.sif", "train.sif"),
+        ("docker://ubuntu:22.04", "docker://ubuntu:22.04"),
+        ("oras://demo.azurecr.io/train:1", "oras://demo.azurecr.io/train:1"),
+        ("demo.azurecr.io/train:1", "docker://demo.azurecr.io/train:1"),
+    ],
+)
 def test_apptainer_image_reference(image, reference):
-    assert ApptainerRuntime("apptainer").run_command(image, ["true"], mounts=[], env={}, workdir=None,
-                                                     shm_size=None, name="n") == ["apptainer", "exec", reference,
-                                                                                  "true"]
+    assert ApptainerRuntime("apptainer").run_command(
+        image, ["true"], mounts=[], env={}, workdir=None, shm_size=None, name="n"
+    ) == ["apptainer", "exec", reference, "true"]
 
 
 @pytest.mark.parametrize("runtime_class", [DockerRuntime, PodmanRuntime, ApptainerRuntime])
@@ -114,15 +151,18 @@ def test_secret_values_never_reach_the_command_line(runtime_class):
 def test_a_variable_name_with_a_value_is_refused(runtime_class):
     with pytest.raises(BatchAIError) as raised:
         runtime_class("rt").run_command("img", ["sh"], **run_args(env={"TOKEN=abc": "x"}))
-    assert str(raised.value) == ('"TOKEN=abc" is not an environment variable name. '
-                                 'Names may not be empty or contain "=".')
+    assert str(raised.value) == (
+        '"TOKEN=abc" is not an environment variable name. Names may not be empty or contain "=".'
+    )
 
 
 def test_mount_paths_with_a_separator_are_refused():
     with pytest.raises(BatchAIError) as raised:
         DockerRuntime("docker").run_command("img", ["sh"], **run_args(mounts=[("/a:b", "/a:b")]))
-    assert str(raised.value) == ('The path "/a:b" cannot be mounted into a container: it contains ":". '
-                                 "Rename the folder, or run with --no-container.")
+    assert str(raised.value) == (
+        'The path "/a:b" cannot be mounted into a container: it contains ":". '
+        "Rename the folder, or run with --no-container."
+    )
     with pytest.raises(BatchAIError, match='it contains ","'):
         ApptainerRuntime("apptainer").run_command("img", ["sh"], **run_args(mounts=[("/a,b", "/a,b")]))
 
@@ -139,8 +179,9 @@ def fakes(tmp_path):
 
 def test_podman_pull_logs_in_with_the_password_on_stdin(fakes):
     podman = fake_program(fakes, "podman", "exit 1")  # `podman image exists` says: not local
-    commands = PodmanRuntime(podman).pull_command("demo.azurecr.io/train:1", server_url="https://demo.azurecr.io/",
-                                                  username="demo", password=SECRET)
+    commands = PodmanRuntime(podman).pull_command(
+        "demo.azurecr.io/train:1", server_url="https://demo.azurecr.io/", username="demo", password=SECRET
+    )
     assert commands == [
         [podman, "login", "--username", "demo", "--password-stdin", "demo.azurecr.io"],
         [podman, "pull", "demo.azurecr.io/train:1"],
@@ -148,12 +189,15 @@ def test_podman_pull_logs_in_with_the_password_on_stdin(fakes):
     assert (fakes / "podman.log").read_text() == "image exists demo.azurecr.io/train:1\n"
 
 
-@pytest.mark.parametrize(("image", "pulled"), [
-    ("ubuntu:22.04", "docker.io/library/ubuntu:22.04"),
-    ("microsoft/cntk:2.1-gpu", "docker.io/microsoft/cntk:2.1-gpu"),
-    ("localhost:5000/x", "localhost:5000/x"),
-    ("localhost/x", "localhost/x"),
-])
+@pytest.mark.parametrize(
+    ("image", "pulled"),
+    [
+        ("ubuntu:22.04", "docker.io/library/ubuntu:22.04"),
+        ("microsoft/cntk:2.1-gpu", "docker.io/microsoft/cntk:2.1-gpu"),
+        ("localhost:5000/x", "localhost:5000/x"),
+        ("localhost/x", "localhost/x"),
+    ],
+)
 def test_podman_pulls_short_names_from_docker_hub(fakes, image, pulled):
     podman = fake_program(fakes, "podman", "exit 1")
     assert PodmanRuntime(podman).pull_command(image, server_url=None, username=None, password=None) == [
@@ -167,8 +211,7 @@ def test_docker_pull_and_login_to_the_image_registry(fakes):
         [docker, "login", "--username", "me", "--password-stdin", "docker.io"],
         [docker, "pull", "ubuntu"],
     ]
-    assert DockerRuntime(docker).pull_command("quay.io/org/img:2", server_url=None, username="me",
-                                              password=SECRET) == [
+    assert DockerRuntime(docker).pull_command("quay.io/org/img:2", server_url=None, username="me", password=SECRET) == [
         [docker, "login", "--username", "me", "--password-stdin", "quay.io"],
         [docker, "pull", "quay.io/org/img:2"],
     ]
@@ -196,13 +239,19 @@ def test_a_username_without_a_password_is_an_error(fakes):
 def test_apptainer_pull_is_a_login_at_most():
     apptainer = ApptainerRuntime("/usr/bin/apptainer")
     assert apptainer.pull_command("train:1", server_url="demo.azurecr.io", username="demo", password=SECRET) == [
-        ["/usr/bin/apptainer", "registry", "login", "--username", "demo", "--password-stdin",
-         "docker://demo.azurecr.io"]
+        [
+            "/usr/bin/apptainer",
+            "registry",
+            "login",
+            "--username",
+            "demo",
+            "--password-stdin",
+            "docker://demo.azurecr.io",
+        ]
     ]
-    assert ApptainerRuntime("/opt/bin/singularity").pull_command("train:1", server_url=None, username="demo",
-                                                                 password=SECRET) == [
-        ["/opt/bin/singularity", "remote", "login", "--username", "demo", "--password-stdin", "docker://docker.io"]
-    ]
+    assert ApptainerRuntime("/opt/bin/singularity").pull_command(
+        "train:1", server_url=None, username="demo", password=SECRET
+    ) == [["/opt/bin/singularity", "remote", "login", "--username", "demo", "--password-stdin", "docker://docker.io"]]
     assert apptainer.pull_command("ubuntu", server_url=None, username=None, password=None) == []
     assert apptainer.pull_command("/images/t.sif", server_url="r.io", username="u", password=SECRET) == []
 
@@ -210,15 +259,18 @@ def test_apptainer_pull_is_a_login_at_most():
 # --- images ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("registry", "image"), [
-    ({"image": "microsoft/cntk:2.1"}, "microsoft/cntk:2.1"),
-    ({"image": "train:1", "serverUrl": "demo.azurecr.io"}, "demo.azurecr.io/train:1"),
-    ({"image": "team/train:1", "serverUrl": "https://demo.azurecr.io/"}, "demo.azurecr.io/team/train:1"),
-    ({"image": "demo.azurecr.io/myimage", "serverUrl": "demo.azurecr.io"}, "demo.azurecr.io/myimage"),
-    ({"image": "other.io/myimage", "serverUrl": "demo.azurecr.io"}, "other.io/myimage"),
-    ({"image": "x", "serverUrl": "localhost:5000"}, "localhost:5000/x"),
-    ({"image": "ubuntu", "serverUrl": "https://index.docker.io/v1/"}, "docker.io/ubuntu"),
-])
+@pytest.mark.parametrize(
+    ("registry", "image"),
+    [
+        ({"image": "microsoft/cntk:2.1"}, "microsoft/cntk:2.1"),
+        ({"image": "train:1", "serverUrl": "demo.azurecr.io"}, "demo.azurecr.io/train:1"),
+        ({"image": "team/train:1", "serverUrl": "https://demo.azurecr.io/"}, "demo.azurecr.io/team/train:1"),
+        ({"image": "demo.azurecr.io/myimage", "serverUrl": "demo.azurecr.io"}, "demo.azurecr.io/myimage"),
+        ({"image": "other.io/myimage", "serverUrl": "demo.azurecr.io"}, "other.io/myimage"),
+        ({"image": "x", "serverUrl": "localhost:5000"}, "localhost:5000/x"),
+        ({"image": "ubuntu", "serverUrl": "https://index.docker.io/v1/"}, "docker.io/ubuntu"),
+    ],
+)
 def test_effective_image(registry, image):
     assert effective_image({"imageSourceRegistry": registry, "shmSize": "1g"}) == image
 
@@ -226,13 +278,16 @@ def test_effective_image(registry, image):
 def test_effective_image_needs_an_image():
     with pytest.raises(BatchAIError) as raised:
         effective_image({"imageSourceRegistry": {"image": " "}})
-    assert str(raised.value) == ('containerSettings.imageSourceRegistry.image is empty. Give the image to run, '
-                                 'e.g. "ubuntu:22.04" or "myregistry.azurecr.io/train:1".')
+    assert str(raised.value) == (
+        "containerSettings.imageSourceRegistry.image is empty. Give the image to run, "
+        'e.g. "ubuntu:22.04" or "myregistry.azurecr.io/train:1".'
+    )
 
 
 def test_registry_credentials():
-    settings = {"imageSourceRegistry": {"image": "i", "serverUrl": "r.io",
-                                        "credentials": {"username": "u", "password": SECRET}}}
+    settings = {
+        "imageSourceRegistry": {"image": "i", "serverUrl": "r.io", "credentials": {"username": "u", "password": SECRET}}
+    }
     assert registry_credentials(settings) == ("r.io", "u", SECRET)
     assert registry_credentials({"imageSourceRegistry": {"image": "i"}}) == (None, None, None)
 
@@ -244,12 +299,15 @@ def which_of(*installed):
     return lambda program: f"/usr/bin/{program}" if program in installed else None
 
 
-@pytest.mark.parametrize(("installed", "found"), [
-    (("docker", "podman", "apptainer"), DockerRuntime("/usr/bin/docker")),
-    (("podman", "apptainer"), PodmanRuntime("/usr/bin/podman")),
-    (("apptainer", "singularity"), ApptainerRuntime("/usr/bin/apptainer")),
-    (("singularity",), ApptainerRuntime("/usr/bin/singularity")),
-])
+@pytest.mark.parametrize(
+    ("installed", "found"),
+    [
+        (("docker", "podman", "apptainer"), DockerRuntime("/usr/bin/docker")),
+        (("podman", "apptainer"), PodmanRuntime("/usr/bin/podman")),
+        (("apptainer", "singularity"), ApptainerRuntime("/usr/bin/apptainer")),
+        (("singularity",), ApptainerRuntime("/usr/bin/singularity")),
+    ],
+)
 def test_find_runtime_in_preference_order(installed, found):
     runtime = find_runtime(which=which_of(*installed))
     assert (type(runtime), runtime.executable) == (type(found), found.executable)
@@ -269,8 +327,10 @@ def test_find_runtime_preferred_and_forced(monkeypatch):
 def test_unknown_runtime_names():
     with pytest.raises(UsageError) as raised:
         find_runtime("rkt", which=which_of())
-    assert str(raised.value) == ('the container runtime asked for is "rkt", which is not a container runtime. '
-                                 "Use one of docker, podman, apptainer (or singularity, apptainer's old name).")
+    assert str(raised.value) == (
+        'the container runtime asked for is "rkt", which is not a container runtime. '
+        "Use one of docker, podman, apptainer (or singularity, apptainer's old name)."
+    )
 
 
 def test_unknown_forced_runtime(monkeypatch):
@@ -278,17 +338,27 @@ def test_unknown_forced_runtime(monkeypatch):
     with pytest.raises(BatchAIError) as raised:
         require_runtime("img", which=which_of())
     assert not isinstance(raised.value, UsageError)
-    assert str(raised.value) == ('BATCHAI_CONTAINER_RUNTIME is "lxc", which is not a container runtime. '
-                                 "Use one of docker, podman, apptainer (or singularity, apptainer's old name).")
+    assert str(raised.value) == (
+        'BATCHAI_CONTAINER_RUNTIME is "lxc", which is not a container runtime. '
+        "Use one of docker, podman, apptainer (or singularity, apptainer's old name)."
+    )
 
 
 @pytest.fixture
 def broken_runtimes(fakes):
     """A docker client with no daemon and a podman whose OCI runtime fails, as on this machine kind."""
-    fake_program(fakes, "docker", 'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. '
-                                  'Is the docker daemon running?" >&2; exit 1')
-    fake_program(fakes, "podman", 'echo "Error: OCI runtime error: crun: cgroups in hybrid mode not supported, '
-                                  'drop all controllers from cgroupv2" >&2; exit 126')
+    fake_program(
+        fakes,
+        "docker",
+        'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. '
+        'Is the docker daemon running?" >&2; exit 1',
+    )
+    fake_program(
+        fakes,
+        "podman",
+        'echo "Error: OCI runtime error: crun: cgroups in hybrid mode not supported, '
+        'drop all controllers from cgroupv2" >&2; exit 126',
+    )
     return lambda program: shutil.which(program, path=str(fakes))
 
 
@@ -334,8 +404,10 @@ def test_require_runtime_takes_the_first_that_works(fakes, broken_runtimes):
 def test_probe_failures_read_well(fakes):
     silent = fake_program(fakes, "docker", "exit 3")
     assert DockerRuntime(silent).usable() == (False, "`docker info` exited with code 3")
-    assert DockerRuntime(str(fakes / "missing")).usable() == (False, f"cannot start {fakes}/missing: "
-                                                                     "No such file or directory")
+    assert DockerRuntime(str(fakes / "missing")).usable() == (
+        False,
+        f"cannot start {fakes}/missing: No such file or directory",
+    )
     apptainer = fake_program(fakes, "apptainer", "echo 'FATAL:   could not open config' >&2; exit 255")
     assert ApptainerRuntime(apptainer).usable() == (False, "could not open config")
 
@@ -374,10 +446,19 @@ def test_podman_runs_the_command_with_mounts_and_variables(podman, container_ima
     share = tmp_path / "share"
     (share / "wd").mkdir(parents=True)
     env = {"OUT": str(share), "GREETING": "from the container", "API_TOKEN": SECRET}
-    script = ('echo "$GREETING" && pwd && grep " /dev/shm " /proc/mounts | grep -o "size=[0-9]*k" '
-              '&& echo "$API_TOKEN" > "$OUT/written-inside.txt" && exit 7')
-    argv = podman.run_command(container_image, ["sh", "-c", script], mounts=[(str(share), str(share))], env=env,
-                              workdir=str(share / "wd"), shm_size="64m", name=f"batchai-test-{uuid.uuid4().hex[:8]}")
+    script = (
+        'echo "$GREETING" && pwd && grep " /dev/shm " /proc/mounts | grep -o "size=[0-9]*k" '
+        '&& echo "$API_TOKEN" > "$OUT/written-inside.txt" && exit 7'
+    )
+    argv = podman.run_command(
+        container_image,
+        ["sh", "-c", script],
+        mounts=[(str(share), str(share))],
+        env=env,
+        workdir=str(share / "wd"),
+        shm_size="64m",
+        name=f"batchai-test-{uuid.uuid4().hex[:8]}",
+    )
     assert not [arg for arg in argv if SECRET in arg]
     result = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout) == (7, f"from the container\n{share}/wd\nsize=65536k\n"), result.stderr
@@ -401,8 +482,15 @@ def test_podman_container_reaches_the_host_network(podman, container_image):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/worker-0"
-        argv = podman.run_command(container_image, ["wget", "-q", "-O", "-", url], mounts=[], env={}, workdir=None,
-                                  shm_size=None, name=f"batchai-test-{uuid.uuid4().hex[:8]}")
+        argv = podman.run_command(
+            container_image,
+            ["wget", "-q", "-O", "-", url],
+            mounts=[],
+            env={},
+            workdir=None,
+            shm_size=None,
+            name=f"batchai-test-{uuid.uuid4().hex[:8]}",
+        )
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     finally:
         server.shutdown()
@@ -412,8 +500,9 @@ def test_podman_container_reaches_the_host_network(podman, container_image):
 @pytest.mark.integration
 def test_podman_kill_command_stops_the_container(podman, container_image):
     name = f"batchai-test-{uuid.uuid4().hex[:8]}"
-    argv = podman.run_command(container_image, ["sleep", "300"], mounts=[], env={}, workdir=None, shm_size=None,
-                              name=name)
+    argv = podman.run_command(
+        container_image, ["sleep", "300"], mounts=[], env={}, workdir=None, shm_size=None, name=name
+    )
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -435,6 +524,10 @@ def test_podman_pull_of_a_local_image_is_nothing(podman, container_image):
 
 
 def running(podman, name: str) -> bool:
-    result = subprocess.run([podman.executable, "container", "inspect", "--format", "{{.State.Running}}", name],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [podman.executable, "container", "inspect", "--format", "{{.State.Running}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return result.stdout.strip() == "true"

@@ -6,8 +6,14 @@ from tests.helpers import run_process
 
 
 def _complete(home, words: str, cword: int) -> list[str]:
-    result = run_process(env={"BATCHAI_HOME": str(home), "COMP_WORDS": words, "COMP_CWORD": str(cword),
-                              "_BATCHAI_COMPLETE": "bash_complete"})
+    result = run_process(
+        env={
+            "BATCHAI_HOME": str(home),
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(cword),
+            "_BATCHAI_COMPLETE": "bash_complete",
+        }
+    )
     assert result.code == 0, result.err
     return [line.split(",", 1)[1] for line in result.out.splitlines() if line]
 

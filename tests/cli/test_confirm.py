@@ -13,8 +13,14 @@ from tests.helpers import run_process
 
 def _run_on_tty(args: list[str], answer: bytes, env: dict) -> tuple[int, str]:
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "batchai_cli", *args], stdin=follower, stdout=follower,
-                            stderr=follower, env={**os.environ, **env}, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchai_cli", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, **env},
+        close_fds=True,
+    )
     os.close(follower)
     seen = b""
     while b"(y/n): " not in seen:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from tests.helpers import SUBSCRIPTION, normalize
 
-EXP_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/ws"
-          "/experiments/exp1")
+EXP_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/ws/experiments/exp1"
 
 
 def test_create_show_list_delete(batchai):
@@ -39,7 +38,7 @@ def test_experiment_in_a_missing_workspace(batchai):
     result = batchai("experiment", "create", "-g", "rg", "-w", "nows", "-n", "e")
     assert result.code == 3
     assert result.err == (
-        "ERROR: The workspace \"nows\" was not found in resource group \"rg\". "
+        'ERROR: The workspace "nows" was not found in resource group "rg". '
         "See what exists with 'batchai workspace list -g rg'.\n"
     )
     listing = batchai("experiment", "list", "-g", "rg", "-w", "nows")

@@ -234,10 +234,16 @@ def file_level(defs: dict[str, dict]) -> dict[str, dict]:
         "description": "A folder on the machine the nodes run on, linked into the mount root.",
         "type": "object",
         "properties": {
-            "path": {"type": "string", "minLength": 1, "description": "The folder: absolute, or relative to "
-                     "the job file's folder."},
-            "relativeMountPath": {"type": "string", "minLength": 1, "description": "Where it appears under the "
-                                  "mount root."},
+            "path": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The folder: absolute, or relative to the job file's folder.",
+            },
+            "relativeMountPath": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Where it appears under the mount root.",
+            },
         },
         "required": ["path", "relativeMountPath"],
         "additionalProperties": False,

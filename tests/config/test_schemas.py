@@ -33,8 +33,6 @@ def test_the_wheel_ships_the_schemas():
     assert '"schemas" = "batchai_cli/schemas"' in pyproject
 
 
-
-
 def test_checked_in_schemas_match_the_builder():
     swagger = json.loads(build_schemas.SWAGGER.read_text(encoding="utf-8"))
     built = build_schemas.build_all(swagger)

@@ -29,11 +29,19 @@ def blob_job(azurite, azurite_container, monkeypatch):
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
 
     def make(command: str, **more) -> dict:
-        volume = {"accountName": ACCOUNT, "containerName": azurite_container,
-                  "credentials": {"accountKey": azurite.account_key}, "relativeMountPath": "bfs"}
-        return {"nodeCount": 1, "customToolkitSettings": {"commandLine": command},
-                "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs",
-                "mountVolumes": {"azureBlobFileSystems": [volume]}, **more}
+        volume = {
+            "accountName": ACCOUNT,
+            "containerName": azurite_container,
+            "credentials": {"accountKey": azurite.account_key},
+            "relativeMountPath": "bfs",
+        }
+        return {
+            "nodeCount": 1,
+            "customToolkitSettings": {"commandLine": command},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs",
+            "mountVolumes": {"azureBlobFileSystems": [volume]},
+            **more,
+        }
 
     make.container = azurite_container
     make.azurite = azurite
@@ -48,11 +56,19 @@ def share_job(azfiles_emulator, azfiles_share, monkeypatch):
     key, endpoint = azfiles_emulator.account_key, azfiles_emulator.endpoint
 
     def make(command: str, **more) -> dict:
-        volume = {"accountName": ACCOUNT, "azureFileUrl": f"{endpoint.rstrip('/')}/{share}",
-                  "credentials": {"accountKey": key}, "relativeMountPath": "afs"}
-        return {"nodeCount": 1, "customToolkitSettings": {"commandLine": command},
-                "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
-                "mountVolumes": {"azureFileShares": [volume]}, **more}
+        volume = {
+            "accountName": ACCOUNT,
+            "azureFileUrl": f"{endpoint.rstrip('/')}/{share}",
+            "credentials": {"accountKey": key},
+            "relativeMountPath": "afs",
+        }
+        return {
+            "nodeCount": 1,
+            "customToolkitSettings": {"commandLine": command},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+            "mountVolumes": {"azureFileShares": [volume]},
+            **more,
+        }
 
     make.share = share
     return make
@@ -62,7 +78,10 @@ def stream_process(job: str, *more: str, env: dict | None = None) -> subprocess.
     """`batchai job file stream` as its own process (stdout as bytes), for signals and timing."""
     return subprocess.Popen(
         [sys.executable, "-m", "batchai_cli", "job", "file", "stream", *file_args(job, *more)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -78,4 +97,3 @@ def finish(process: subprocess.Popen, timeout: float = 60) -> tuple[bytes, bytes
 def python_job(script: str) -> str:
     """A command line running `script` with this interpreter, unbuffered."""
     return f"{sys.executable} -u -c {shlex.quote(script)}"
-

@@ -32,8 +32,12 @@ def test_setup_output_in_a_local_folder(lab, tmp_path):
     assert result.code == 0, result.err
     assert result.json() == [
         {"download_url": None, "is_directory": True, "name": "logs", "size": None},
-        {"download_url": (folder / "stdout-tvm-1.txt").as_uri(), "is_directory": False, "name": "stdout-tvm-1.txt",
-         "size": 7},
+        {
+            "download_url": (folder / "stdout-tvm-1.txt").as_uri(),
+            "is_directory": False,
+            "name": "stdout-tvm-1.txt",
+            "size": 7,
+        },
     ]
     table = lab.batchai("cluster", "file", "list", *CLUSTER_ARGS, "-o", "table")
     assert table.out == (
@@ -64,9 +68,16 @@ def test_setup_output_on_a_cluster_level_blob_container(lab, azurite, azurite_co
     from batchai_cli.storage.credentials import parse_connection_string
 
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
-    suffix = setup_cluster(lab, "$AZ_BATCHAI_MOUNT_ROOT/bfs/setup", "--bfs-name", azurite_container,
-                           "--storage-account-name", azurite.account_name, "--storage-account-key",
-                           azurite.account_key)
+    suffix = setup_cluster(
+        lab,
+        "$AZ_BATCHAI_MOUNT_ROOT/bfs/setup",
+        "--bfs-name",
+        azurite_container,
+        "--storage-account-name",
+        azurite.account_name,
+        "--storage-account-key",
+        azurite.account_key,
+    )
     store = BlobStore(azurite_container, credentials=parse_connection_string(azurite.connection_string))
     store.write(f"setup/{suffix}/stdout.txt", b"set up\n")
     store.makedirs(f"setup/{suffix}/logs")
@@ -74,7 +85,9 @@ def test_setup_output_on_a_cluster_level_blob_container(lab, azurite, azurite_co
     assert result.code == 0, result.err
     rows = result.json()
     assert [(row["name"], row["is_directory"], row["size"]) for row in rows] == [
-        ("logs", True, None), ("stdout.txt", False, 7)]
+        ("logs", True, None),
+        ("stdout.txt", False, 7),
+    ]
     url = rows[1]["download_url"]
     assert url.startswith(f"{azurite.blob_endpoint}/{azurite_container}/setup/{suffix}/stdout.txt?")
     assert "sp=rl" in url

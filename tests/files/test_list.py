@@ -13,8 +13,10 @@ from tests.files.conftest import file_args
 from tests.helpers import normalize
 from tests.jobs.conftest import custom
 
-WRITE_OUTPUTS = ("echo hello; echo 42 > $AZ_BATCHAI_OUTPUT_MODEL/result.txt; "
-                 "mkdir -p $AZ_BATCHAI_OUTPUT_MODEL/epochs/1; echo w > $AZ_BATCHAI_OUTPUT_MODEL/epochs/1/w.bin")
+WRITE_OUTPUTS = (
+    "echo hello; echo 42 > $AZ_BATCHAI_OUTPUT_MODEL/result.txt; "
+    "mkdir -p $AZ_BATCHAI_OUTPUT_MODEL/epochs/1; echo w > $AZ_BATCHAI_OUTPUT_MODEL/epochs/1/w.bin"
+)
 
 
 def run_job(lab, name: str, properties: dict) -> None:
@@ -60,12 +62,20 @@ def test_stdouterr_listing_is_azs_json_and_table(lab, tmp_path):
 
 def test_output_directory_with_directories_and_paths(lab, tmp_path):
     out = tmp_path / "out"
-    run_job(lab, "j", custom(WRITE_OUTPUTS, out, outputDirectories=[
-        {"id": "MODEL", "pathPrefix": str(out), "pathSuffix": "models"}]))
+    run_job(
+        lab,
+        "j",
+        custom(WRITE_OUTPUTS, out, outputDirectories=[{"id": "MODEL", "pathPrefix": str(out), "pathSuffix": "models"}]),
+    )
     items = listing(lab, "j", "-d", "MODEL")
     assert [(i["name"], i["fileType"]) for i in items] == [("epochs", "directory"), ("result.txt", "file")]
-    assert items[0] == {"contentLength": None, "downloadUrl": None, "fileType": "directory", "lastModified": None,
-                        "name": "epochs"}
+    assert items[0] == {
+        "contentLength": None,
+        "downloadUrl": None,
+        "fileType": "directory",
+        "lastModified": None,
+        "name": "epochs",
+    }
     table = lab.batchai("job", "file", "list", *file_args("j", "-d", "MODEL"), "-o", "table")
     assert normalize(table.out) == (
         "Name        Type       Size  Modified\n"
@@ -83,8 +93,9 @@ def test_bad_input_is_refused_with_the_way_out(lab, tmp_path):
     run_job(lab, "j", custom("echo hi", out, outputDirectories=[{"id": "MODEL", "pathPrefix": str(out)}]))
     unknown = lab.batchai("job", "file", "list", *file_args("j", "-d", "MODELS"))
     assert unknown.code == 3
-    assert unknown.err == ('ERROR: The job "j" has no output directory with id "MODELS". '
-                           "Known ids: stdouterr, MODEL.\n")
+    assert unknown.err == (
+        'ERROR: The job "j" has no output directory with id "MODELS". Known ids: stdouterr, MODEL.\n'
+    )
     climbing = lab.batchai("job", "file", "list", *file_args("j", "-p", "../../etc"))
     assert climbing.code == 2
     assert climbing.err == "ERROR: '..' is not allowed in --path: '../../etc'. Give a path inside the directory.\n"
@@ -112,8 +123,11 @@ def test_blob_listing_has_sas_urls_and_hides_directory_markers(lab, blob_job):
     from batchai_cli.storage.blob import BlobStore
     from batchai_cli.storage.credentials import parse_connection_string
 
-    run_job(lab, "j", blob_job("echo hello blob", outputDirectories=[
-        {"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs"}]))
+    run_job(
+        lab,
+        "j",
+        blob_job("echo hello blob", outputDirectories=[{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs"}]),
+    )
     segment = lab.show("j")["jobOutputDirectoryPathSegment"]
     store = BlobStore(blob_job.container, credentials=parse_connection_string(blob_job.azurite.connection_string))
     outputs = f"{segment}/outputs"
@@ -125,7 +139,10 @@ def test_blob_listing_has_sas_urls_and_hides_directory_markers(lab, blob_job):
     before = datetime.now(timezone.utc)
     items = listing(lab, "j", "-d", "OUT", "--expiry", "15")
     assert [(i["name"], i["fileType"], i["contentLength"]) for i in items] == [
-        ("checkpoints", "directory", None), ("logs", "directory", None), ("model.bin", "file", 7)]
+        ("checkpoints", "directory", None),
+        ("logs", "directory", None),
+        ("model.bin", "file", 7),
+    ]
     url = items[2]["downloadUrl"]
     assert url.startswith(f"{blob_job.azurite.blob_endpoint}/{blob_job.container}/{outputs}/model.bin?")
     query = sas_query(url)
@@ -147,7 +164,10 @@ def test_azure_files_listing_has_file_sas_urls(lab, share_job):
     run_job(lab, "j", share_job(command, outputDirectories=outputs))
     items = listing(lab, "j")
     assert [(i["name"], i["contentLength"]) for i in items] == [
-        ("execution.log", items[0]["contentLength"]), ("stderr.txt", 0), ("stdout.txt", 12)]
+        ("execution.log", items[0]["contentLength"]),
+        ("stderr.txt", 0),
+        ("stdout.txt", 12),
+    ]
     query = sas_query(items[2]["downloadUrl"])
     assert query["sp"] == "rl" and query["sr"] == "f"
     with urllib.request.urlopen(items[2]["downloadUrl"], timeout=10) as response:
@@ -179,8 +199,11 @@ def test_thousands_of_files_are_listed_page_by_page(lab, blob_job, tmp_path):
 
 def test_download_fetches_everything_then_only_what_changed(lab, tmp_path):
     out = tmp_path / "out"
-    run_job(lab, "j", custom(WRITE_OUTPUTS, out, outputDirectories=[
-        {"id": "MODEL", "pathPrefix": str(out), "pathSuffix": "models"}]))
+    run_job(
+        lab,
+        "j",
+        custom(WRITE_OUTPUTS, out, outputDirectories=[{"id": "MODEL", "pathPrefix": str(out), "pathSuffix": "models"}]),
+    )
     dest = tmp_path / "dl"
     first = lab.batchai("job", "file", "download", *file_args("j", "-d", "MODEL", "--dest", str(dest)))
     assert first.code == 0, first.err

@@ -63,8 +63,10 @@ def test_a_file_that_never_appears_on_a_failing_job(lab, tmp_path):
     )
     waited = stream(lab, "bad", "-f", "model.log", "--wait")
     assert waited.code == 3
-    assert waited.err.startswith('WARNING: The file "model.log" not found for the completed job.\n'
-                                 'WARNING: The job "bad" in resource group "rg" failed.\n')
+    assert waited.err.startswith(
+        'WARNING: The file "model.log" not found for the completed job.\n'
+        'WARNING: The job "bad" in resource group "rg" failed.\n'
+    )
 
 
 def test_wait_exits_with_the_jobs_exit_code(lab, tmp_path):
@@ -95,8 +97,15 @@ def test_tail_and_offset(lab, tmp_path):
 
 def test_ctrl_c_prints_the_offset_and_resuming_gives_the_rest_once(lab, tmp_path):
     out = tmp_path / "out"
-    lab.submit("j", custom(python_job(
-        "import time\nfor i in range(60):\n    print(f'line {i:03d} ü', flush=True)\n    time.sleep(0.05)"), out))
+    lab.submit(
+        "j",
+        custom(
+            python_job(
+                "import time\nfor i in range(60):\n    print(f'line {i:03d} ü', flush=True)\n    time.sleep(0.05)"
+            ),
+            out,
+        ),
+    )
     process = stream_process("j", "-f", "stdout.txt")
     first = process.stdout.read1(4096)
     assert first.startswith(b"line 000")
@@ -126,7 +135,8 @@ def test_a_job_deleted_while_streaming(lab, tmp_path):
     assert process.returncode == 3
     assert rest == b""
     assert err.decode().endswith(
-        'ERROR: The job "j" was deleted while "stdout.txt" was streamed (stopped at byte offset 8).\n')
+        'ERROR: The job "j" was deleted while "stdout.txt" was streamed (stopped at byte offset 8).\n'
+    )
 
 
 def test_job_create_stream_and_wait_is_one_ci_step(lab, tmp_path):
@@ -194,13 +204,24 @@ def test_storage_going_away_mid_stream_names_the_offset_to_resume_from(lab, blob
     from tests.storage.tcpproxy import TcpProxy
 
     azurite = blob_job.azurite
-    lab.submit("j", blob_job(python_job(
-        "import time\nfor i in range(40):\n    print(f'step {i:02d}', flush=True)\n    time.sleep(0.1)")))
+    lab.submit(
+        "j",
+        blob_job(
+            python_job("import time\nfor i in range(40):\n    print(f'step {i:02d}', flush=True)\n    time.sleep(0.1)")
+        ),
+    )
     with TcpProxy(azurite.port) as proxy:
         through_proxy = azurite.connection_string.replace(f":{azurite.port}/", f":{proxy.port}/")
-        process = stream_process("j", "-f", "stdout.txt", env={
-            "AZURE_STORAGE_CONNECTION_STRING": through_proxy, "BATCHAI_STORAGE_RETRIES": "0",
-            "BATCHAI_STREAM_RETRY_SECONDS": "1"})
+        process = stream_process(
+            "j",
+            "-f",
+            "stdout.txt",
+            env={
+                "AZURE_STORAGE_CONNECTION_STRING": through_proxy,
+                "BATCHAI_STORAGE_RETRIES": "0",
+                "BATCHAI_STREAM_RETRY_SECONDS": "1",
+            },
+        )
         assert process.stdout.readline() == b"step 00\n"
         proxy.stop()
         rest, err = finish(process)
@@ -216,13 +237,21 @@ def test_storage_going_away_mid_stream_names_the_offset_to_resume_from(lab, blob
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["local", pytest.param("blob", marks=pytest.mark.integration),
-                                     pytest.param("share", marks=pytest.mark.integration)])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "local",
+        pytest.param("blob", marks=pytest.mark.integration),
+        pytest.param("share", marks=pytest.mark.integration),
+    ],
+)
 def test_ten_megabytes_streamed_while_written_equal_the_file(lab, tmp_path, backend, request):
     # Written over about two seconds, in flushes that split lines (and characters) anywhere.
-    script = ("import sys, time\nline = ('é€😀 %07d ' * 8 + '\\n')\nfor i in range(80000):\n"
-              "    sys.stdout.write(line % ((i,) * 8))\n"
-              "    if i % 2000 == 0: sys.stdout.flush(); time.sleep(0.05)")
+    script = (
+        "import sys, time\nline = ('é€😀 %07d ' * 8 + '\\n')\nfor i in range(80000):\n"
+        "    sys.stdout.write(line % ((i,) * 8))\n"
+        "    if i % 2000 == 0: sys.stdout.flush(); time.sleep(0.05)"
+    )
     if backend == "local":
         properties = custom(python_job(script), tmp_path / "out")
     else:
@@ -238,8 +267,13 @@ def test_ten_megabytes_streamed_while_written_equal_the_file(lab, tmp_path, back
 
 def test_a_reader_that_leaves_early_is_not_an_error(lab, tmp_path):
     out = tmp_path / "out"
-    lab.submit("j", custom(python_job(
-        "import time\nfor i in range(40):\n    print(f'line {i}', flush=True)\n    time.sleep(0.05)"), out))
+    lab.submit(
+        "j",
+        custom(
+            python_job("import time\nfor i in range(40):\n    print(f'line {i}', flush=True)\n    time.sleep(0.05)"),
+            out,
+        ),
+    )
     process = stream_process("j", "-f", "stdout.txt")  # as in `batchai job file stream ... | head -1`
     assert process.stdout.readline() == b"line 0\n"
     process.stdout.close()
@@ -249,9 +283,15 @@ def test_a_reader_that_leaves_early_is_not_an_error(lab, tmp_path):
 
 def test_a_file_in_an_output_directory(lab, tmp_path):
     out = tmp_path / "out"
-    lab.submit("j", custom("mkdir -p $AZ_BATCHAI_OUTPUT_OUT/logs; for i in 1 2 3; do echo epoch $i >> "
-                           "$AZ_BATCHAI_OUTPUT_OUT/logs/train.log; sleep 0.3; done", out,
-                           outputDirectories=[{"id": "OUT", "pathPrefix": str(out)}]))
+    lab.submit(
+        "j",
+        custom(
+            "mkdir -p $AZ_BATCHAI_OUTPUT_OUT/logs; for i in 1 2 3; do echo epoch $i >> "
+            "$AZ_BATCHAI_OUTPUT_OUT/logs/train.log; sleep 0.3; done",
+            out,
+            outputDirectories=[{"id": "OUT", "pathPrefix": str(out)}],
+        ),
+    )
     result = stream(lab, "j", "-d", "OUT", "-p", "logs", "-f", "train.log")
     assert result.code == 0, result.err
     assert result.out == "epoch 1\nepoch 2\nepoch 3\n"

@@ -27,12 +27,27 @@ class Lab:
 
     def submit(self, name: str, properties: dict, *extra: str, cluster: str = "c") -> Result:
         path = self.job_file(properties, f"{name}.json")
-        return self.batchai("job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", name, "-c", cluster,
-                            "-f", str(path), *extra)
+        return self.batchai(
+            "job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", name, "-c", cluster, "-f", str(path), *extra
+        )
 
     def wait(self, name: str, timeout: float = 60) -> Result:
-        return self.batchai("job", "wait", "-g", "rg", "-w", "ws", "-e", "exp", "-n", name, "--interval", "0.1",
-                            "--timeout", str(timeout))
+        return self.batchai(
+            "job",
+            "wait",
+            "-g",
+            "rg",
+            "-w",
+            "ws",
+            "-e",
+            "exp",
+            "-n",
+            name,
+            "--interval",
+            "0.1",
+            "--timeout",
+            str(timeout),
+        )
 
     def show(self, name: str) -> dict:
         result = self.batchai("job", "show", "-g", "rg", "-w", "ws", "-e", "exp", "-n", name)
@@ -43,8 +58,25 @@ class Lab:
         return prefix / self.show(name)["jobOutputDirectoryPathSegment"] / "stdouterr"
 
     def cluster(self, name: str = "c", nodes: int = 1, *extra: str) -> dict:
-        result = self.batchai("cluster", "create", "-g", "rg", "-w", "ws", "-n", name, "-s", "Standard_NC6",
-                              "-t", str(nodes), "-u", "tester", "-p", "Passw0rd!", *extra)
+        result = self.batchai(
+            "cluster",
+            "create",
+            "-g",
+            "rg",
+            "-w",
+            "ws",
+            "-n",
+            name,
+            "-s",
+            "Standard_NC6",
+            "-t",
+            str(nodes),
+            "-u",
+            "tester",
+            "-p",
+            "Passw0rd!",
+            *extra,
+        )
         assert result.code == 0, result.err
         return result.json()
 
@@ -57,16 +89,27 @@ def lab(batchai, tmp_path, home) -> Lab:
     lab.cluster("c", 1)
     yield lab
     # Leave no runner or agent behind: terminate whatever is still active.
-    listing = batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp", "--query",
-                      "[?executionState!='succeeded' && executionState!='failed'].name", "-o", "tsv")
+    listing = batchai(
+        "job",
+        "list",
+        "-g",
+        "rg",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "--query",
+        "[?executionState!='succeeded' && executionState!='failed'].name",
+        "-o",
+        "tsv",
+    )
     for job_name in listing.out.split():
         batchai("job", "terminate", "-g", "rg", "-w", "ws", "-e", "exp", "-n", job_name, "-y")
 
 
 def custom(command: str, out: Path, **more) -> dict:
     """A one-node customToolkit job writing stdout/stderr and outputs to a local folder."""
-    return {"nodeCount": 1, "customToolkitSettings": {"commandLine": command}, "stdOutErrPathPrefix": str(out),
-            **more}
+    return {"nodeCount": 1, "customToolkitSettings": {"commandLine": command}, "stdOutErrPathPrefix": str(out), **more}
 
 
 def pid_alive(pid: int) -> bool:
@@ -94,8 +137,9 @@ def until(check, timeout: float = 30, what: str = "the condition"):
 
 def wait_state(lab: Lab, name: str, states: tuple[str, ...], timeout: float = 30) -> dict:
     """The job once it is in one of `states`."""
-    return until(lambda: (shown := lab.show(name))["executionState"] in states and shown, timeout,
-                 f"{name} to be {states}")
+    return until(
+        lambda: (shown := lab.show(name))["executionState"] in states and shown, timeout, f"{name} to be {states}"
+    )
 
 
 def wait_for_text(path: Path, text: str, timeout: float = 10) -> None:

@@ -9,18 +9,23 @@ from tests.jobs.conftest import custom
 
 pytestmark = pytest.mark.integration
 
-COMMAND = ("echo shell=$(busybox 2>&1 | head -1 | cut -d' ' -f1); echo var=$MY_VAR secret=$MY_SECRET; "
-           "echo task=$AZ_BATCHAI_TASK_INDEX; echo weights > $AZ_BATCHAI_OUTPUT_MODEL/model.bin; "
-           "cat $AZ_BATCHAI_INPUT_DATA/input.txt")
+COMMAND = (
+    "echo shell=$(busybox 2>&1 | head -1 | cut -d' ' -f1); echo var=$MY_VAR secret=$MY_SECRET; "
+    "echo task=$AZ_BATCHAI_TASK_INDEX; echo weights > $AZ_BATCHAI_OUTPUT_MODEL/model.bin; "
+    "cat $AZ_BATCHAI_INPUT_DATA/input.txt"
+)
 
 
 def _job(image: str, out, data) -> dict:
-    return custom(COMMAND, out,
-                  containerSettings={"imageSourceRegistry": {"image": image}, "shmSize": "64m"},
-                  environmentVariables=[{"name": "MY_VAR", "value": "plain"}],
-                  secrets=[{"name": "MY_SECRET", "value": "hidden"}],
-                  inputDirectories=[{"id": "DATA", "path": str(data)}],
-                  outputDirectories=[{"id": "MODEL", "pathPrefix": str(out)}])
+    return custom(
+        COMMAND,
+        out,
+        containerSettings={"imageSourceRegistry": {"image": image}, "shmSize": "64m"},
+        environmentVariables=[{"name": "MY_VAR", "value": "plain"}],
+        secrets=[{"name": "MY_SECRET", "value": "hidden"}],
+        inputDirectories=[{"id": "DATA", "path": str(data)}],
+        outputDirectories=[{"id": "MODEL", "pathPrefix": str(out)}],
+    )
 
 
 def test_job_runs_in_its_image(lab, podman, container_image, tmp_path):
@@ -43,8 +48,10 @@ def test_no_container_runs_the_same_command_on_the_host(lab, tmp_path):
     (data / "input.txt").write_text("dataset\n")
     created = lab.submit("host", _job("localhost/not-pulled:1", out, data), "--no-container")
     assert created.code == 0, created.err
-    assert "WARNING: Running on the host, not in the container image localhost/not-pulled:1, as --no-container " \
-           "asks." in created.err
+    assert (
+        "WARNING: Running on the host, not in the container image localhost/not-pulled:1, as --no-container "
+        "asks." in created.err
+    )
     assert lab.wait("host").code == 0
     text = (lab.stdouterr("host", out) / "stdout.txt").read_text()
     assert text.splitlines()[1:] == ["var=plain secret=hidden", "task=0", "dataset"]

@@ -16,8 +16,9 @@ def test_local_example_job(lab, tmp_path):
     examples = tmp_path / "examples"
     shutil.copytree(REPO / "examples" / "local", examples / "local")
     job_file = examples / "local" / "job.json"
-    created = lab.batchai("job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "train", "-c", "c",
-                          "-f", str(job_file))
+    created = lab.batchai(
+        "job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "train", "-c", "c", "-f", str(job_file)
+    )
     assert created.code == 0, created.err
     body = created.json()
     storage = tmp_path / "demo-output" / "storage"
@@ -41,8 +42,22 @@ def test_azurite_recipe_example(lab, azurite, monkeypatch):
     container = open_store("azureblob://batchaisample", parse_connection_string(azurite.connection_string))
     container.create_root()
     container.write("scripts/train.py", (REPO / "examples" / "local" / "train.py").read_bytes())
-    created = lab.batchai("job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "recipe", "-c", "c",
-                          "-f", str(REPO / "examples" / "azurite" / "job.json"))
+    created = lab.batchai(
+        "job",
+        "create",
+        "-g",
+        "rg",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-n",
+        "recipe",
+        "-c",
+        "c",
+        "-f",
+        str(REPO / "examples" / "azurite" / "job.json"),
+    )
     assert created.code == 0, created.err
     assert lab.wait("recipe").code == 0
     segment = created.json()["jobOutputDirectoryPathSegment"]

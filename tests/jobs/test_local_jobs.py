@@ -15,8 +15,11 @@ from tests.jobs.conftest import custom, pid_alive, wait_for_text, wait_state
 
 def test_job_runs_and_lands_in_the_output_folder(lab, tmp_path):
     out = tmp_path / "out"
-    job = custom("echo hello; echo oops >&2; echo 42 > $AZ_BATCHAI_OUTPUT_MODEL/result.txt", out,
-                 outputDirectories=[{"id": "MODEL", "pathPrefix": str(out), "pathSuffix": "models"}])
+    job = custom(
+        "echo hello; echo oops >&2; echo 42 > $AZ_BATCHAI_OUTPUT_MODEL/result.txt",
+        out,
+        outputDirectories=[{"id": "MODEL", "pathPrefix": str(out), "pathSuffix": "models"}],
+    )
     created = lab.submit("j1", job)
     assert created.code == 0, created.err
     body = created.json()
@@ -44,11 +47,14 @@ def test_job_runs_and_lands_in_the_output_folder(lab, tmp_path):
 
 def test_every_batchai_variable_has_its_value(lab, tmp_path):
     out = tmp_path / "out"
-    job = custom("env | grep -E '^(AZ_BATCHAI_|MY_)' | sort", out,
-                 inputDirectories=[{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/set1"}],
-                 outputDirectories=[{"id": "OUT", "pathPrefix": str(out)}],
-                 environmentVariables=[{"name": "MY_VAR", "value": "plain"}],
-                 secrets=[{"name": "MY_SECRET", "value": "s3cret"}])
+    job = custom(
+        "env | grep -E '^(AZ_BATCHAI_|MY_)' | sort",
+        out,
+        inputDirectories=[{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/set1"}],
+        outputDirectories=[{"id": "OUT", "pathPrefix": str(out)}],
+        environmentVariables=[{"name": "MY_VAR", "value": "plain"}],
+        secrets=[{"name": "MY_SECRET", "value": "s3cret"}],
+    )
     lab.submit("env", job)
     assert lab.wait("env").code == 0
     shown = lab.show("env")
@@ -87,7 +93,8 @@ def test_a_failing_command_gives_its_exit_code(lab, tmp_path):
     shown = lab.show("bad")
     assert shown["executionState"] == "failed"
     assert shown["executionInfo"]["errors"] == [
-        {"code": "JobFailed", "details": None, "message": "Job failed with non-zero exit code"}]
+        {"code": "JobFailed", "details": None, "message": "Job failed with non-zero exit code"}
+    ]
     assert (lab.stdouterr("bad", out) / "stdout.txt").read_text() == "partial\n"
 
 
@@ -100,8 +107,14 @@ def test_a_command_that_does_not_exist(lab, tmp_path):
 
 def test_job_preparation_runs_first_and_its_failure_fails_the_job(lab, tmp_path):
     out = tmp_path / "out"
-    lab.submit("prep", custom("cat $AZ_BATCHAI_JOB_TEMP/prepared", out,
-                              jobPreparation={"commandLine": "echo ready > $AZ_BATCHAI_JOB_TEMP/prepared; echo prep"}))
+    lab.submit(
+        "prep",
+        custom(
+            "cat $AZ_BATCHAI_JOB_TEMP/prepared",
+            out,
+            jobPreparation={"commandLine": "echo ready > $AZ_BATCHAI_JOB_TEMP/prepared; echo prep"},
+        ),
+    )
     assert lab.wait("prep").code == 0
     folder = lab.stdouterr("prep", out)
     assert (folder / "stdout.txt").read_text() == "ready\n"
@@ -178,8 +191,13 @@ def test_queue_runs_by_priority_then_age(lab, tmp_path):
         assert lab.wait(name).code == 0
     assert order.read_text().split() == ["first", "high", "normal", "low"]
     idle = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "c").json()["nodeStateCounts"]
-    assert idle == {"idleNodeCount": 1, "leavingNodeCount": 0, "preparingNodeCount": 0, "runningNodeCount": 0,
-                    "unusableNodeCount": 0}
+    assert idle == {
+        "idleNodeCount": 1,
+        "leavingNodeCount": 0,
+        "preparingNodeCount": 0,
+        "runningNodeCount": 0,
+        "unusableNodeCount": 0,
+    }
 
 
 def test_a_job_larger_than_the_cluster_is_refused(lab, tmp_path):
@@ -187,7 +205,8 @@ def test_a_job_larger_than_the_cluster_is_refused(lab, tmp_path):
     assert result.code == 1
     assert result.err == (
         'ERROR: The job needs 3 nodes, but cluster "c" has 1. Resize it (batchai cluster resize -g rg -w ws -n c '
-        "-t 3) or lower nodeCount.\n")
+        "-t 3) or lower nodeCount.\n"
+    )
     assert lab.batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp").json() == []
 
 
@@ -202,7 +221,8 @@ def test_duplicate_job_name(lab, tmp_path):
     again = lab.submit("dup", custom("true", tmp_path / "out"))
     assert again.code == 1
     assert again.err.startswith(
-        "ERROR: A job with given name, experiment, workspace and resource group already exists.")
+        "ERROR: A job with given name, experiment, workspace and resource group already exists."
+    )
 
 
 def test_an_agent_killed_with_sigkill_fails_the_job(lab, tmp_path):
@@ -277,7 +297,8 @@ def test_twenty_jobs_of_five_megabytes_each_lose_nothing(lab, tmp_path):
         "seed = sys.argv[1].encode()\n"
         "out = sys.stdout.buffer\n"
         "for i in range(5 * 1024):\n"
-        "    out.write(hashlib.sha256(seed + str(i).encode()).hexdigest().encode() * 16)\n")
+        "    out.write(hashlib.sha256(seed + str(i).encode()).hexdigest().encode() * 16)\n"
+    )
     for n in range(20):
         assert lab.submit(f"flood{n}", custom(f"python3 {script} {n}", out)).code == 0
     for n in range(20):
@@ -338,14 +359,18 @@ def test_a_local_folder_mount_is_linked(lab, tmp_path):
     data.mkdir()
     (data / "train.csv").write_text("1,2\n")
     out = tmp_path / "out"
-    job = custom("cat $AZ_BATCHAI_JOB_MOUNT_ROOT/data/train.csv; echo new > $AZ_BATCHAI_JOB_MOUNT_ROOT/data/made.txt",
-                 out, mountVolumes={"localFolders": [{"path": str(data), "relativeMountPath": "data"}]})
+    job = custom(
+        "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/data/train.csv; echo new > $AZ_BATCHAI_JOB_MOUNT_ROOT/data/made.txt",
+        out,
+        mountVolumes={"localFolders": [{"path": str(data), "relativeMountPath": "data"}]},
+    )
     assert lab.submit("linked", job).code == 0
     assert lab.wait("linked").code == 0
     assert (lab.stdouterr("linked", out) / "stdout.txt").read_text() == "1,2\n"
     assert (data / "made.txt").read_text() == "new\n"
     clash = custom("true", out, mountVolumes={"localFolders": [{"path": str(data), "relativeMountPath": "afs"}]})
-    refused = lab.submit("clash", clash, "--afs-name", "share", "--storage-account-name", "acct",
-                         "--storage-account-key", "a2V5")
+    refused = lab.submit(
+        "clash", clash, "--afs-name", "share", "--storage-account-name", "acct", "--storage-account-key", "a2V5"
+    )
     assert refused.code == 1
     assert 'two mounts on relativeMountPath "afs"' in refused.err

@@ -41,19 +41,28 @@ def _record(folder, name):
 
 def test_pytorch_runs_on_every_node_with_its_rank(lab, two_nodes, tmp_path):
     out = tmp_path / "out"
-    job = {"nodeCount": 2, "stdOutErrPathPrefix": str(out),
-           "pyTorchSettings": {"pythonScriptFilePath": str(two_nodes), "pythonInterpreterPath": "python3",
-                               "commandLineArgs": "--rank $AZ_BATCHAI_TASK_INDEX", "communicationBackend": "gloo"}}
+    job = {
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": str(out),
+        "pyTorchSettings": {
+            "pythonScriptFilePath": str(two_nodes),
+            "pythonInterpreterPath": "python3",
+            "commandLineArgs": "--rank $AZ_BATCHAI_TASK_INDEX",
+            "communicationBackend": "gloo",
+        },
+    }
     assert lab.submit("torch", job, cluster="two").code == 0
     assert lab.wait("torch").code == 0
     shown = lab.show("torch")
     assert shown["toolType"] == "pytorch"
     folder = out / shown["jobOutputDirectoryPathSegment"] / "stdouterr"
     names = sorted(p.name for p in folder.iterdir())
-    nodes = sorted(name[len("execution-"):-len(".log")] for name in names if name.startswith("execution-"))
+    nodes = sorted(name[len("execution-") : -len(".log")] for name in names if name.startswith("execution-"))
     assert len(nodes) == 2
-    assert names == sorted([f"execution-{n}.log" for n in nodes] + [
-        "stderr-wk-0.txt", "stderr-wk-1.txt", "stdout-wk-0.txt", "stdout-wk-1.txt"])
+    assert names == sorted(
+        [f"execution-{n}.log" for n in nodes]
+        + ["stderr-wk-0.txt", "stderr-wk-1.txt", "stdout-wk-0.txt", "stdout-wk-1.txt"]
+    )
     first, second = _record(folder, "stdout-wk-0.txt"), _record(folder, "stdout-wk-1.txt")
     assert (first["args"], second["args"]) == (["--rank", "0"], ["--rank", "1"])
     assert first["AZ_BATCHAI_TASK_INDEX"] == "0" and second["AZ_BATCHAI_TASK_INDEX"] == "1"
@@ -63,19 +72,28 @@ def test_pytorch_runs_on_every_node_with_its_rank(lab, two_nodes, tmp_path):
     # Each node has its own job folder; the shared one is shared.
     assert first["AZ_BATCHAI_JOB_TEMP"] != second["AZ_BATCHAI_JOB_TEMP"]
     assert first["AZ_BATCHAI_SHARED_JOB_TEMP"] == second["AZ_BATCHAI_SHARED_JOB_TEMP"]
-    assert {first["AZ_BATCHAI_JOB_TEMP"].split("/nodes/")[1].split("/")[0],
-            second["AZ_BATCHAI_JOB_TEMP"].split("/nodes/")[1].split("/")[0]} == set(nodes)
+    assert {
+        first["AZ_BATCHAI_JOB_TEMP"].split("/nodes/")[1].split("/")[0],
+        second["AZ_BATCHAI_JOB_TEMP"].split("/nodes/")[1].split("/")[0],
+    } == set(nodes)
 
 
 def test_tensorflow_places_servers_and_workers_and_stops_the_servers(lab, two_nodes, tmp_path):
     out = tmp_path / "out"
     args = "--job_name={} --task_index=$AZ_BATCHAI_TASK_INDEX --ps_hosts=$AZ_BATCHAI_PS_HOSTS"
-    job = {"nodeCount": 2, "stdOutErrPathPrefix": str(out),
-           "tensorFlowSettings": {"pythonScriptFilePath": str(two_nodes), "pythonInterpreterPath": "python3",
-                                  "parameterServerCount": 1, "workerCount": 2,
-                                  "masterCommandLineArgs": args.format("worker"),
-                                  "workerCommandLineArgs": args.format("worker"),
-                                  "parameterServerCommandLineArgs": args.format("ps")}}
+    job = {
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": str(out),
+        "tensorFlowSettings": {
+            "pythonScriptFilePath": str(two_nodes),
+            "pythonInterpreterPath": "python3",
+            "parameterServerCount": 1,
+            "workerCount": 2,
+            "masterCommandLineArgs": args.format("worker"),
+            "workerCommandLineArgs": args.format("worker"),
+            "parameterServerCommandLineArgs": args.format("ps"),
+        },
+    }
     assert lab.submit("tf", job, cluster="two").code == 0
     assert lab.wait("tf").code == 0
     shown = lab.show("tf")
@@ -84,8 +102,11 @@ def test_tensorflow_places_servers_and_workers_and_stops_the_servers(lab, two_no
     hosts = wk0["AZ_BATCHAI_WORKER_HOSTS"].split(",")
     assert len(hosts) == 2 and all(h.startswith("127.0.0.1:") for h in hosts)
     assert ps0["AZ_BATCHAI_PS_HOSTS"] == wk0["AZ_BATCHAI_PS_HOSTS"] == wk1["AZ_BATCHAI_PS_HOSTS"]
-    assert json.loads(wk0["TF_CONFIG"]) == {"cluster": {"ps": [wk0["AZ_BATCHAI_PS_HOSTS"]], "worker": hosts},
-                                            "task": {"type": "master", "index": 0}, "environment": "cloud"}
+    assert json.loads(wk0["TF_CONFIG"]) == {
+        "cluster": {"ps": [wk0["AZ_BATCHAI_PS_HOSTS"]], "worker": hosts},
+        "task": {"type": "master", "index": 0},
+        "environment": "cloud",
+    }
     assert json.loads(wk1["TF_CONFIG"])["task"] == {"type": "worker", "index": 1}
     assert json.loads(ps0["TF_CONFIG"])["task"] == {"type": "ps", "index": 0}
     assert (wk0["AZ_BATCHAI_TASK_INDEX"], wk1["AZ_BATCHAI_TASK_INDEX"]) == ("0", "1")
@@ -96,10 +117,15 @@ def test_tensorflow_places_servers_and_workers_and_stops_the_servers(lab, two_no
 def test_custom_mpi_starts_every_rank_from_the_master(lab, two_nodes, tmp_path):
     assert shutil.which("mpirun"), "Open MPI is needed: apt-get install openmpi-bin (.ci/run does)"
     out = tmp_path / "out"
-    job = {"nodeCount": 2, "stdOutErrPathPrefix": str(out),
-           "customMpiSettings": {"processCount": 4, "commandLine":
-                                 "python3 -c \"import os; r = os.environ['OMPI_COMM_WORLD_RANK']; "
-                                 "open(os.environ['AZ_BATCHAI_SHARED_JOB_TEMP'] + '/rank-' + r, 'w').write(r)\""}}
+    job = {
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": str(out),
+        "customMpiSettings": {
+            "processCount": 4,
+            "commandLine": "python3 -c \"import os; r = os.environ['OMPI_COMM_WORLD_RANK']; "
+            "open(os.environ['AZ_BATCHAI_SHARED_JOB_TEMP'] + '/rank-' + r, 'w').write(r)\"",
+        },
+    }
     assert lab.submit("mpi", job, cluster="two").code == 0
     waited = lab.wait("mpi")
     shown = lab.show("mpi")
@@ -115,10 +141,15 @@ def test_job_node_list_shows_the_nodes_a_running_job_holds(lab, two_nodes, tmp_p
     import time
 
     gate = tmp_path / "gate"
-    job = {"nodeCount": 2, "stdOutErrPathPrefix": str(tmp_path / "out"),
-           "caffe2Settings": {"pythonScriptFilePath": "-c", "pythonInterpreterPath": "python3",
-                              "commandLineArgs": f"\"import os, time\nwhile not os.path.exists('{gate}'): "
-                                                 "time.sleep(0.05)\""}}
+    job = {
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": str(tmp_path / "out"),
+        "caffe2Settings": {
+            "pythonScriptFilePath": "-c",
+            "pythonInterpreterPath": "python3",
+            "commandLineArgs": f"\"import os, time\nwhile not os.path.exists('{gate}'): time.sleep(0.05)\"",
+        },
+    }
     assert lab.submit("held", job, cluster="two").code == 0
     deadline = time.monotonic() + 30
     while lab.show("held")["executionState"] != "running" and time.monotonic() < deadline:

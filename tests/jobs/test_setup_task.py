@@ -15,9 +15,14 @@ def _counts(lab, name):
 def test_setup_task_prepares_every_node_before_jobs_run(lab, tmp_path):
     gate = tmp_path / "gate"
     setup_out = tmp_path / "setup"
-    cluster = lab.cluster("prep", 2, "--setup-task",
-                          f"echo ready > $AZ_BATCHAI_MOUNT_ROOT/../setup-done; while [ ! -e {gate} ]; do sleep 0.05; "
-                          "done; echo set up", "--setup-task-output", str(setup_out))
+    cluster = lab.cluster(
+        "prep",
+        2,
+        "--setup-task",
+        f"echo ready > $AZ_BATCHAI_MOUNT_ROOT/../setup-done; while [ ! -e {gate} ]; do sleep 0.05; done; echo set up",
+        "--setup-task-output",
+        str(setup_out),
+    )
     assert cluster["nodeStateCounts"]["preparingNodeCount"] == 2
     suffix = cluster["nodeSetup"]["setupTask"]["stdOutErrPathSuffix"]
     assert suffix.startswith("00000000-0000-0000-0000-000000000000/rg/workspaces/ws/clusters/prep/")

@@ -58,8 +58,9 @@ def test_a_job_runs_through_sbatch(slurm_lab, slurm, tmp_path, monkeypatch):
     lab = slurm_lab
     out = tmp_path / "out"
     monkeypatch.setenv("FROM_JOB_CREATE", "exported")  # sbatch --export=ALL
-    created = lab.submit("one", custom("echo hello from $SLURMD_NODENAME $FROM_JOB_CREATE; echo oops >&2", out),
-                         cluster="s")
+    created = lab.submit(
+        "one", custom("echo hello from $SLURMD_NODENAME $FROM_JOB_CREATE; echo oops >&2", out), cluster="s"
+    )
     assert created.code == 0, created.err
     assert created.json()["executionState"] == "queued"
     waited = lab.wait("one")
@@ -90,29 +91,52 @@ def test_a_two_node_pytorch_job_has_a_task_on_each_node(slurm_lab, slurm, tmp_pa
     out, gate, script = tmp_path / "out", tmp_path / "gate", tmp_path / "probe.py"
     script.write_text(PROBE)
     monkeypatch.setenv("GATE", str(gate))
-    job = {"nodeCount": 2, "stdOutErrPathPrefix": str(out),
-           "pyTorchSettings": {"pythonScriptFilePath": str(script), "pythonInterpreterPath": "python3",
-                               "commandLineArgs": "--rank $AZ_BATCHAI_TASK_INDEX"}}
+    job = {
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": str(out),
+        "pyTorchSettings": {
+            "pythonScriptFilePath": str(script),
+            "pythonInterpreterPath": "python3",
+            "commandLineArgs": "--rank $AZ_BATCHAI_TASK_INDEX",
+        },
+    }
     assert lab.submit("torch", job, cluster="s").code == 0
     wait_state(lab, "torch", ("running",))
     folder = lab.stdouterr("torch", out)
-    until(lambda: all((folder / f"stdout-wk-{i}.txt").exists() and (folder / f"stdout-wk-{i}.txt").read_text()
-                           for i in (0, 1)), what="both workers' first line")
+    until(
+        lambda: all(
+            (folder / f"stdout-wk-{i}.txt").exists() and (folder / f"stdout-wk-{i}.txt").read_text() for i in (0, 1)
+        ),
+        what="both workers' first line",
+    )
     # While it runs: both nodes of the partition are running, and the job holds n1 and n2.
     counts = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "s").json()
     assert counts["currentNodeCount"] == 2
-    assert counts["nodeStateCounts"] == {"idleNodeCount": 0, "leavingNodeCount": 0, "preparingNodeCount": 0,
-                                         "runningNodeCount": 2, "unusableNodeCount": 0}
+    assert counts["nodeStateCounts"] == {
+        "idleNodeCount": 0,
+        "leavingNodeCount": 0,
+        "preparingNodeCount": 0,
+        "runningNodeCount": 2,
+        "unusableNodeCount": 0,
+    }
     table = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "s", "-o", "table")
     assert table.out.splitlines()[2].split()[4:] == ["steady", "0", "2", "0", "0", "0"]
     nodes = lab.batchai("job", "node", "list", "-g", "rg", "-w", "ws", "-e", "exp", "-j", "torch").json()
-    assert nodes == [{"ipAddress": "127.0.0.1", "nodeId": "n1", "port": 22},
-                     {"ipAddress": "127.0.0.1", "nodeId": "n2", "port": 22}]
+    assert nodes == [
+        {"ipAddress": "127.0.0.1", "nodeId": "n1", "port": 22},
+        {"ipAddress": "127.0.0.1", "nodeId": "n2", "port": 22},
+    ]
     gate.touch()
     assert lab.wait("torch").code == 0
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["execution-n1.log", "execution-n2.log", "stderr-wk-0.txt", "stderr-wk-1.txt",
-                     "stdout-wk-0.txt", "stdout-wk-1.txt"]
+    assert names == [
+        "execution-n1.log",
+        "execution-n2.log",
+        "stderr-wk-0.txt",
+        "stderr-wk-1.txt",
+        "stdout-wk-0.txt",
+        "stdout-wk-1.txt",
+    ]
     first, second = (json.loads((folder / f"stdout-wk-{i}.txt").read_text()) for i in (0, 1))
     assert (first["args"], second["args"]) == (["--rank", "0"], ["--rank", "1"])
     assert (first["SLURMD_NODENAME"], second["SLURMD_NODENAME"]) == ("n1", "n2")
@@ -122,8 +146,13 @@ def test_a_two_node_pytorch_job_has_a_task_on_each_node(slurm_lab, slurm, tmp_pa
     assert first["AZ_BATCHAI_PYTORCH_INIT_METHOD"] == second["AZ_BATCHAI_PYTORCH_INIT_METHOD"]
     assert first["AZ_BATCHAI_PYTORCH_INIT_METHOD"].startswith("tcp://127.0.0.1:")
     assert "(task 1 of 2)" in (folder / "execution-n2.log").read_text()
-    until(lambda: lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "s").json()["nodeStateCounts"]
-               ["idleNodeCount"] == 2, what="both nodes idle again")
+    until(
+        lambda: (
+            lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "s").json()["nodeStateCounts"]["idleNodeCount"]
+            == 2
+        ),
+        what="both nodes idle again",
+    )
 
 
 def test_custom_mpi_starts_its_ranks_through_slurm(slurm_lab, tmp_path):
@@ -131,11 +160,16 @@ def test_custom_mpi_starts_its_ranks_through_slurm(slurm_lab, tmp_path):
     the hosts of the host file, which are the job's Slurm nodes."""
     assert shutil.which("mpirun"), "Open MPI is needed: apt-get install openmpi-bin (.ci/run does)"
     out = tmp_path / "out"
-    job = {"nodeCount": 2, "stdOutErrPathPrefix": str(out),
-           "customMpiSettings": {"processCount": 4, "commandLine":
-                                 "python3 -c \"import os; r = os.environ['OMPI_COMM_WORLD_RANK']; "
-                                 "open(os.environ['AZ_BATCHAI_SHARED_JOB_TEMP'] + '/rank-' + r, 'w')"
-                                 ".write(os.environ['SLURMD_NODENAME'])\""}}
+    job = {
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": str(out),
+        "customMpiSettings": {
+            "processCount": 4,
+            "commandLine": "python3 -c \"import os; r = os.environ['OMPI_COMM_WORLD_RANK']; "
+            "open(os.environ['AZ_BATCHAI_SHARED_JOB_TEMP'] + '/rank-' + r, 'w')"
+            ".write(os.environ['SLURMD_NODENAME'])\"",
+        },
+    }
     assert slurm_lab.submit("mpi", job, cluster="s").code == 0
     waited = slurm_lab.wait("mpi")
     shown = slurm_lab.show("mpi")
@@ -171,8 +205,11 @@ def test_terminate_stops_every_process_of_a_running_slurm_job(slurm_lab, slurm, 
 def test_terminate_removes_a_pending_job_from_slurms_queue(slurm_lab, slurm, tmp_path, monkeypatch):
     lab = slurm_lab
     gate = tmp_path / "gate"
-    lab.submit("holder", {**custom(f"while [ ! -e {gate} ]; do sleep 0.05; done", tmp_path / "out"), "nodeCount": 2},
-               cluster="s")
+    lab.submit(
+        "holder",
+        {**custom(f"while [ ! -e {gate} ]; do sleep 0.05; done", tmp_path / "out"), "nodeCount": 2},
+        cluster="s",
+    )
     wait_state(lab, "holder", ("running",))
     lab.submit("waiting", custom("echo never", tmp_path / "out"), cluster="s")
     slurm_id = slurm_job_id(lab, "waiting")
@@ -182,7 +219,8 @@ def test_terminate_removes_a_pending_job_from_slurms_queue(slurm_lab, slurm, tmp
     shown = lab.show("waiting")
     assert shown["executionState"] == "failed"
     assert shown["executionInfo"]["errors"] == [
-        {"code": "JobTerminated", "details": None, "message": "The job was terminated before it started."}]
+        {"code": "JobTerminated", "details": None, "message": "The job was terminated before it started."}
+    ]
     assert slurm_job(slurm, slurm_id)["JobState"] == "CANCELLED"
     gate.touch()
     assert lab.wait("holder").code == 0
@@ -193,7 +231,8 @@ def test_a_job_larger_than_the_partition_is_refused(slurm_lab, tmp_path):
     assert result.code == 1
     assert result.err == (
         'ERROR: The job needs 3 nodes, but cluster "s" runs on Slurm partition "debug", which has 2. Lower '
-        "nodeCount, or use a cluster on a larger partition (sinfo -s lists them).\n")
+        "nodeCount, or use a cluster on a larger partition (sinfo -s lists them).\n"
+    )
     assert slurm_lab.batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp").json() == []
 
 
@@ -216,7 +255,8 @@ def test_a_slurm_job_cancelled_behind_batchais_back_is_reported_failed(slurm_lab
         f"Slurm stopped the job (Slurm job {slurm_id}) before it ended: it was cancelled in Slurm (scancel, an "
         "administrator), reached a Slurm time limit, or lost a node.",
         f"Slurm job {slurm_id} ended (CANCELLED, exit code 0:15) without the job's end being recorded: it was "
-        "cancelled in Slurm (scancel, or an administrator). See runner.log in the job's shared folder.")
+        "cancelled in Slurm (scancel, or an administrator). See runner.log in the job's shared folder.",
+    )
     assert not _processes(shown["id"])
     # Its nodes are free for the next job.
     lab.submit("after", custom("true", out), cluster="s")
@@ -235,8 +275,10 @@ def test_a_runner_killed_inside_slurm_is_found_by_job_show(slurm_lab, slurm, tmp
     until(lambda: not slurm.run("squeue", "-h", "-j", slurm_id).stdout.strip(), what="the Slurm job's end")
     error = lab.show("orphan")["executionInfo"]["errors"][-1]
     assert error["code"] == "SlurmJobEnded"
-    assert error["message"].startswith(f"Slurm job {slurm_id} ended (FAILED, exit code 0:9) without the job's end "
-                                       "being recorded: its runner ended early (killed or crashed).")
+    assert error["message"].startswith(
+        f"Slurm job {slurm_id} ended (FAILED, exit code 0:9) without the job's end "
+        "being recorded: its runner ended early (killed or crashed)."
+    )
     until(lambda: not _processes(shown["id"]), what="the agent's end")
 
 
@@ -260,8 +302,10 @@ def test_a_partition_time_limit_caps_the_job(lab, slurm, tmp_path):
     lab.cluster("q", 1, "-f", str(cluster_file))
     created = lab.submit("capped", custom("true", tmp_path / "out"), cluster="q")
     assert created.code == 0
-    assert created.err == ("WARNING: maxWallClockTime is longer than Slurm partition short allows (5 minutes): Slurm "
-                           "will stop the job after 5 minutes.\n")
+    assert created.err == (
+        "WARNING: maxWallClockTime is longer than Slurm partition short allows (5 minutes): Slurm "
+        "will stop the job after 5 minutes.\n"
+    )
     assert lab.wait("capped").code == 0
     fields = slurm_job(slurm, slurm_job_id(lab, "capped"))
     assert (fields["Partition"], fields["TimeLimit"]) == ("short", "00:05:00")
@@ -272,8 +316,11 @@ def test_slurm_runs_queued_jobs_by_priority(slurm_lab, slurm, tmp_path):
     lab = slurm_lab
     out, gate, order = tmp_path / "out", tmp_path / "gate", tmp_path / "order"
     whole = {"nodeCount": 2}  # each job takes the whole partition, so they run one at a time
-    lab.submit("first", {**custom(f"while [ ! -e {gate} ]; do sleep 0.05; done; echo first >> {order}", out),
-                         **whole}, cluster="s")
+    lab.submit(
+        "first",
+        {**custom(f"while [ ! -e {gate} ]; do sleep 0.05; done; echo first >> {order}", out), **whole},
+        cluster="s",
+    )
     wait_state(lab, "first", ("running",))
     for name, priority in (("low", "low"), ("normal", "normal"), ("high", "high")):
         job = {**custom(f"echo {name} >> {order}", out, schedulingPriority=priority), **whole}
@@ -290,24 +337,69 @@ def test_slurm_runs_queued_jobs_by_priority(slurm_lab, slurm, tmp_path):
 def test_cluster_create_checks_the_partition(lab, slurm, tmp_path):
     cluster_file = tmp_path / "cluster.json"
     cluster_file.write_text(json.dumps({"properties": {"engine": {"type": "slurm", "partition": "gpu"}}}))
-    result = lab.batchai("cluster", "create", "-g", "rg", "-w", "ws", "-n", "g", "-s", "Standard_NC6", "-t", "1",
-                         "-u", "tester", "-p", "Passw0rd!", "-f", str(cluster_file))
+    result = lab.batchai(
+        "cluster",
+        "create",
+        "-g",
+        "rg",
+        "-w",
+        "ws",
+        "-n",
+        "g",
+        "-s",
+        "Standard_NC6",
+        "-t",
+        "1",
+        "-u",
+        "tester",
+        "-p",
+        "Passw0rd!",
+        "-f",
+        str(cluster_file),
+    )
     assert result.code == 1
-    assert result.err == ('ERROR: Slurm has no partition "gpu" (it has: debug, short). Set engine.partition in '
-                          "cluster.json to one of them.\n")
+    assert result.err == (
+        'ERROR: Slurm has no partition "gpu" (it has: debug, short). Set engine.partition in '
+        "cluster.json to one of them.\n"
+    )
 
 
 def test_a_slurm_controller_that_does_not_answer(lab, slurm, tmp_path, monkeypatch):
     conf = tmp_path / "slurm.conf"
-    conf.write_text("\n".join("SlurmctldPort=1" if line.startswith("SlurmctldPort=") else line
-                              for line in slurm.conf.read_text().splitlines()) + "\n")
+    conf.write_text(
+        "\n".join(
+            "SlurmctldPort=1" if line.startswith("SlurmctldPort=") else line
+            for line in slurm.conf.read_text().splitlines()
+        )
+        + "\n"
+    )
     monkeypatch.setenv("SLURM_CONF", str(conf))
-    result = lab.batchai("cluster", "create", "-g", "rg", "-w", "ws", "-n", "g", "-s", "Standard_NC6", "-t", "1",
-                         "-u", "tester", "-p", "Passw0rd!", "--engine", "slurm")
+    result = lab.batchai(
+        "cluster",
+        "create",
+        "-g",
+        "rg",
+        "-w",
+        "ws",
+        "-n",
+        "g",
+        "-s",
+        "Standard_NC6",
+        "-t",
+        "1",
+        "-u",
+        "tester",
+        "-p",
+        "Passw0rd!",
+        "--engine",
+        "slurm",
+    )
     assert result.code == 1
-    assert result.err.startswith("ERROR: Cannot find Slurm's default partition: sinfo: slurm_load_partitions: "
-                                 "Unable to contact slurm controller (connect failure) Check that slurmctld is "
-                                 "running and answering")
+    assert result.err.startswith(
+        "ERROR: Cannot find Slurm's default partition: sinfo: slurm_load_partitions: "
+        "Unable to contact slurm controller (connect failure) Check that slurmctld is "
+        "running and answering"
+    )
     assert len(result.err.splitlines()) == 1
 
 

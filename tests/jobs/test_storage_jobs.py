@@ -19,9 +19,11 @@ ACCOUNT_PLACEHOLDER = "<AZURE_BATCHAI_STORAGE_ACCOUNT>"
 @pytest.fixture
 def storage(azurite, azfiles_emulator, monkeypatch):
     """One connection string that names both services, as Azure's would; jobs inherit it."""
-    connection = (f"DefaultEndpointsProtocol=http;AccountName={azurite.account_name};"
-                  f"AccountKey={azurite.account_key};BlobEndpoint={azurite.blob_endpoint};"
-                  f"FileEndpoint={azfiles_emulator.endpoint};")
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={azurite.account_name};"
+        f"AccountKey={azurite.account_key};BlobEndpoint={azurite.blob_endpoint};"
+        f"FileEndpoint={azfiles_emulator.endpoint};"
+    )
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection)
     credentials = parse_connection_string(connection)
     suffix = uuid.uuid4().hex[:8]
@@ -44,14 +46,19 @@ def recipe(names: dict) -> dict:
             "customToolkitSettings": {"commandLine": "bash $AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/train.sh"},
             "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
             "inputDirectories": [{"id": "DATASET", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/mnist"}],
-            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-                                   "pathSuffix": "Models"}],
+            "outputDirectories": [
+                {"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs", "pathSuffix": "Models"}
+            ],
             "mountVolumes": {
                 "azureFileShares": [
-                    {"azureFileUrl": f"https://{ACCOUNT_PLACEHOLDER}.file.core.windows.net/{names['logs']}",
-                     "relativeMountPath": "logs"},
-                    {"azureFileUrl": f"https://{ACCOUNT_PLACEHOLDER}.file.core.windows.net/{names['scripts']}",
-                     "relativeMountPath": "scripts"},
+                    {
+                        "azureFileUrl": f"https://{ACCOUNT_PLACEHOLDER}.file.core.windows.net/{names['logs']}",
+                        "relativeMountPath": "logs",
+                    },
+                    {
+                        "azureFileUrl": f"https://{ACCOUNT_PLACEHOLDER}.file.core.windows.net/{names['scripts']}",
+                        "relativeMountPath": "scripts",
+                    },
                 ],
                 "azureBlobFileSystems": [
                     {"accountName": ACCOUNT_PLACEHOLDER, "containerName": names["data"], "relativeMountPath": "data"},
@@ -63,16 +70,36 @@ def recipe(names: dict) -> dict:
 
 def test_recipe_job_on_azure_files_and_blob(lab, storage, tmp_path):
     names, stores, azurite = storage
-    stores["scripts"].write("train.sh", b"echo training on $(cat $AZ_BATCHAI_INPUT_DATASET/train.txt)\n"
-                                        b"echo model-weights > $AZ_BATCHAI_OUTPUT_MODEL/model.bin\n"
-                                        b"mkdir $AZ_BATCHAI_OUTPUT_MODEL/checkpoints\n"
-                                        b"echo warning >&2\n")
+    stores["scripts"].write(
+        "train.sh",
+        b"echo training on $(cat $AZ_BATCHAI_INPUT_DATASET/train.txt)\n"
+        b"echo model-weights > $AZ_BATCHAI_OUTPUT_MODEL/model.bin\n"
+        b"mkdir $AZ_BATCHAI_OUTPUT_MODEL/checkpoints\n"
+        b"echo warning >&2\n",
+    )
     stores["data"].write("mnist/train.txt", b"60000 digits")
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(recipe(names)))
-    created = lab.batchai("job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "recipe", "-c", "c",
-                          "-f", str(job_file), "--storage-account-name", azurite.account_name,
-                          "--storage-account-key", azurite.account_key)
+    created = lab.batchai(
+        "job",
+        "create",
+        "-g",
+        "rg",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-n",
+        "recipe",
+        "-c",
+        "c",
+        "-f",
+        str(job_file),
+        "--storage-account-name",
+        azurite.account_name,
+        "--storage-account-key",
+        azurite.account_key,
+    )
     assert created.code == 0, created.err
     shown = created.json()
     # The service never returned keys, and neither does batchai.
@@ -96,18 +123,28 @@ def test_recipe_job_on_azure_files_and_blob(lab, storage, tmp_path):
 
 def test_stdout_on_a_blob_container_is_appended_live(lab, storage, tmp_path):
     names, stores, azurite = storage
-    job = {"properties": {
-        "nodeCount": 1,
-        "customToolkitSettings": {"commandLine": "for i in 1 2 3; do echo line $i; done"},
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/logs",
-        "mountVolumes": {"azureBlobFileSystems": [
-            {"accountName": azurite.account_name, "containerName": names["data"], "relativeMountPath": "data",
-             "credentials": {"accountKey": azurite.account_key}}]},
-    }}
+    job = {
+        "properties": {
+            "nodeCount": 1,
+            "customToolkitSettings": {"commandLine": "for i in 1 2 3; do echo line $i; done"},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/logs",
+            "mountVolumes": {
+                "azureBlobFileSystems": [
+                    {
+                        "accountName": azurite.account_name,
+                        "containerName": names["data"],
+                        "relativeMountPath": "data",
+                        "credentials": {"accountKey": azurite.account_key},
+                    }
+                ]
+            },
+        }
+    }
     job_file = tmp_path / "blob.json"
     job_file.write_text(json.dumps(job))
-    created = lab.batchai("job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "blob", "-c", "c",
-                          "-f", str(job_file))
+    created = lab.batchai(
+        "job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "blob", "-c", "c", "-f", str(job_file)
+    )
     assert created.code == 0, created.err
     assert lab.wait("blob").code == 0
     segment = created.json()["jobOutputDirectoryPathSegment"]
@@ -123,14 +160,27 @@ def test_a_volume_whose_storage_cannot_be_reached(lab, tmp_path, monkeypatch):
     port = sock.getsockname()[1]
     sock.close()
     key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
-                       f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
-                       f"FileEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
+        f"FileEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
+    )
     out = tmp_path / "out"
-    job = {"nodeCount": 1, "customToolkitSettings": {"commandLine": "echo never"}, "stdOutErrPathPrefix": str(out),
-           "mountVolumes": {"azureFileShares": [
-               {"accountName": "devstoreaccount1", "azureFileUrl": "https://devstoreaccount1.file.core.windows.net/x",
-                "credentials": {"accountKey": key}, "relativeMountPath": "afs"}]}}
+    job = {
+        "nodeCount": 1,
+        "customToolkitSettings": {"commandLine": "echo never"},
+        "stdOutErrPathPrefix": str(out),
+        "mountVolumes": {
+            "azureFileShares": [
+                {
+                    "accountName": "devstoreaccount1",
+                    "azureFileUrl": "https://devstoreaccount1.file.core.windows.net/x",
+                    "credentials": {"accountKey": key},
+                    "relativeMountPath": "afs",
+                }
+            ]
+        },
+    }
     assert lab.submit("unreachable", job).code == 0
     assert lab.wait("unreachable", timeout=120).code == 1
     shown = lab.show("unreachable")

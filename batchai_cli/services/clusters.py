@@ -308,9 +308,15 @@ def _rescale(session: Session, rid: ResourceId, scale: dict) -> dict:
         return body
 
     try:
-        session.state.update(rid, change)
+        body = session.state.update(rid, change)
     except state.MissingResource:
         raise not_found(rid) from None
+    if is_slurm(body):
+        log.warning(
+            'Cluster "%s" runs on Slurm: its scale settings are kept, but the partition\'s nodes decide '
+            "where jobs run.",
+            rid.name,
+        )
     _set_up_new_nodes(session, rid)
     # Queued jobs may fit now.
     from batchai_cli.services.jobs import wake_queue

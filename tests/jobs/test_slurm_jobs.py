@@ -416,3 +416,12 @@ def _processes(needle: str) -> list[int]:
         if needle in cmdline and pid_alive(int(entry)):
             found.append(int(entry))
     return found
+
+
+def test_resizing_a_slurm_cluster_says_the_partition_decides(slurm_lab):
+    result = slurm_lab.batchai("cluster", "resize", "-g", "rg", "-w", "ws", "-n", "s", "-t", "5", "-o", "none")
+    assert result.code == 0
+    assert result.err == (
+        'WARNING: Cluster "s" runs on Slurm: its scale settings are kept, but the partition\'s nodes decide '
+        "where jobs run.\n"
+    )

@@ -178,7 +178,9 @@ class BatchAICommand(click.Command):
         kwargs.setdefault("context_settings", {}).setdefault("help_option_names", ["-h", "--help"])
         super().__init__(*args, **kwargs)
         self.table = table
-        self.params.extend(click.Option(opt.opts, **_option_kwargs(opt)) for opt in GLOBAL_OPTIONS)
+        # The same Option objects serve every command: they hold no per-command state, and building
+        # them again for each of the ~40 commands would cost start-up time.
+        self.params.extend(GLOBAL_OPTIONS)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         own, shared = [], []

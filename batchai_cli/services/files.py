@@ -27,6 +27,7 @@ from batchai_cli.services import Session
 from batchai_cli.storage.base import Store, clean_path, join_path
 
 STDOUTERR = "stdouterr"
+IDLE_GRACE = 5.0  # seconds without new bytes before `job file stream` polls less often
 TERMINAL = ("succeeded", "failed")
 READ_CHUNK = 4 * 1024 * 1024
 TAIL_BLOCK = 64 * 1024
@@ -333,6 +334,7 @@ class FileStream:
     def _follow(self, store: Store) -> Iterator[tuple[str, Any]]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         read_at, delay = self.offset, self.poll
+        quiet_since = time.monotonic()
         while True:
             started = time.monotonic()
             job = self._job()
@@ -363,7 +365,12 @@ class FileStream:
                     yield "text", Text(rest, read_at)
                 yield "end", job
                 return
-            delay = self.poll if got else min(delay * 1.5, self.max_poll)
+            # Logs that pause for a few seconds (a line per epoch) keep the short poll; only a longer
+            # silence backs off, so a stream idle for minutes costs few requests.
+            if got:
+                quiet_since = time.monotonic()
+            idle = time.monotonic() - quiet_since
+            delay = self.poll if idle < IDLE_GRACE else min(max(delay, self.poll) * 1.5, self.max_poll)
             # The period, not the pause, is `delay`: a slow read does not push every later one back.
             time.sleep(max(0.0, delay - (time.monotonic() - started)))
 

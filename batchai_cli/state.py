@@ -189,6 +189,17 @@ class State:
         rows = self._query("SELECT body FROM resources WHERE key = ?", (rid.key,))
         return json.loads(rows[0][0]) if rows else None
 
+    def _select(self, column: str, order: str, kind: str, parent, subscription, resource_group) -> list:
+        """One column of the resources of one kind under a parent, or in a subscription / group."""
+        if parent is not None:
+            where, args = "parent_key = ? AND kind = ?", (parent.key, kind)
+        else:
+            where, args = "kind = ? AND subscription = ?", (kind, subscription)
+            if resource_group:
+                where += " AND resource_group = ?"
+                args += (resource_group,)
+        return [row[0] for row in self._query(f"SELECT {column} FROM resources WHERE {where} ORDER BY {order}", args)]
+
     def list(
         self,
         kind: str,
@@ -198,19 +209,8 @@ class State:
         resource_group: str | None = None,
     ) -> list[dict]:
         """Resources of one kind under a parent, or (workspaces) in a subscription / resource group."""
-        if parent is not None:
-            rows = self._query(
-                "SELECT body FROM resources WHERE parent_key = ? AND kind = ? ORDER BY created_at, name",
-                (parent.key, kind),
-            )
-        else:
-            sql = "SELECT body FROM resources WHERE kind = ? AND subscription = ?"
-            args: tuple = (kind, subscription)
-            if resource_group is not None:
-                sql += " AND resource_group = ?"
-                args += (resource_group,)
-            rows = self._query(sql + " ORDER BY created_at, name", args)
-        return [json.loads(row[0]) for row in rows]
+        bodies = self._select("body", "created_at, name", kind, parent, subscription, resource_group)
+        return [json.loads(body) for body in bodies]
 
     def children(self, rid: ResourceId) -> list[tuple[str, str]]:
         """(kind, name) of the direct children of a resource."""
@@ -317,18 +317,7 @@ class State:
         resource_group: str | None = None,
     ) -> list[str]:
         """Names only, for shell completion (cheap: no JSON decoding)."""
-        if parent is not None:
-            rows = self._query(
-                "SELECT name FROM resources WHERE parent_key = ? AND kind = ? ORDER BY name", (parent.key, kind)
-            )
-        else:
-            sql = "SELECT name FROM resources WHERE kind = ? AND subscription = ?"
-            args: tuple = (kind, subscription)
-            if resource_group:
-                sql += " AND resource_group = ?"
-                args += (resource_group,)
-            rows = self._query(sql + " ORDER BY name", args)
-        return [row[0] for row in rows]
+        return self._select("name", "name", kind, parent, subscription, resource_group)
 
     # -- job runs -------------------------------------------------------------------------------
 

@@ -123,37 +123,7 @@ def cluster() -> None:
 @click.option("--setup-task", help="A command line run on each node after it is allocated.")
 @click.option("--setup-task-output", help="Where the setup task's output goes; required with --setup-task.")
 @pass_app
-def create(
-    app,
-    resource_group,
-    workspace,
-    name,
-    config_file,
-    engine,
-    user_name,
-    ssh_key,
-    password,
-    generate_ssh_keys,
-    image,
-    custom_image,
-    vm_size,
-    vm_priority,
-    target,
-    min_nodes,
-    max_nodes,
-    subnet,
-    nfs,
-    nfs_mount_path,
-    afs_name,
-    afs_mount_path,
-    bfs_name,
-    bfs_mount_path,
-    storage_account_name,
-    storage_account_key,
-    use_auto_storage,
-    setup_task,
-    setup_task_output,
-):
+def create(app, resource_group, workspace, name, config_file, use_auto_storage, nfs, **options):
     """Create a cluster.
 
     \b
@@ -173,33 +143,13 @@ def create(
             "--afs-name/--bfs-name with --storage-account-name.",
         )
     (rid,) = _targets(app, (), resource_group, workspace, name)
+    # The other options are build_cluster_request's keywords, under the same names.
     return clusters.create_cluster(
         app.session,
         rid,
         config_file=config_file,
-        engine=engine,
-        user_name=user_name,
-        ssh_key=ssh_key,
-        password=password,
-        generate_ssh_keys=generate_ssh_keys,
-        image=image,
-        custom_image=custom_image,
-        vm_size=vm_size,
-        vm_priority=vm_priority,
-        target=target,
-        min_nodes=min_nodes,
-        max_nodes=max_nodes,
-        subnet=subnet,
         nfs_id=file_server_id(app, nfs, resource_group, workspace),
-        nfs_mount_path=nfs_mount_path,
-        afs_name=afs_name,
-        afs_mount_path=afs_mount_path,
-        bfs_name=bfs_name,
-        bfs_mount_path=bfs_mount_path,
-        storage_account_name=storage_account_name,
-        storage_account_key=storage_account_key,
-        setup_task=setup_task,
-        setup_task_output=setup_task_output,
+        **options,
     )
 
 

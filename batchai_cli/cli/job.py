@@ -79,27 +79,7 @@ def job() -> None:
 )
 @click.option("--wait", is_flag=True, help="Then wait for the job to end and exit with its exit code.")
 @pass_app
-def create(
-    app,
-    resource_group,
-    workspace,
-    experiment,
-    name,
-    config_file,
-    cluster,
-    nfs,
-    nfs_mount_path,
-    afs_name,
-    afs_mount_path,
-    bfs_name,
-    bfs_mount_path,
-    storage_account_name,
-    storage_account_key,
-    no_container,
-    strict,
-    stream,
-    wait,
-):
+def create(app, resource_group, workspace, experiment, name, config_file, cluster, nfs, stream, wait, **options):
     """Create a job: queue it on a cluster and return at once; it runs detached from this command.
 
     \b
@@ -119,21 +99,15 @@ def create(
     cluster_rid = (
         resolve_cluster(app.session, cluster, resource_group=resource_group, workspace=workspace) if cluster else None
     )
+    # The other options (--no-container, --strict, the storage and mount options) are create_job's
+    # keywords, under the same names.
     created = jobs.create_job(
         app.session,
         rid,
         config_file=config_file,
         cluster=cluster_rid,
-        no_container=no_container,
-        strict=strict,
-        storage_account_name=storage_account_name,
-        storage_account_key=storage_account_key,
         nfs_id=file_server_id(app, nfs, resource_group, workspace),
-        nfs_mount_path=nfs_mount_path,
-        afs_name=afs_name,
-        afs_mount_path=afs_mount_path,
-        bfs_name=bfs_name,
-        bfs_mount_path=bfs_mount_path,
+        **options,
     )
     if stream or wait:
         from batchai_cli.cli.job_file import follow_created

@@ -83,8 +83,9 @@ def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> Non
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            # In this process's group (the session spawn_detached made), so stopping the group
+            # (cluster delete) stops the tasks too.
             cwd=layout.node_root(node_id),
-            process_group=0,
         )
         pumps = [
             threading.Thread(target=_pump, args=(child.stdout, shipper.open(f"stdout-{node_id}.txt"))),

@@ -12,6 +12,7 @@ them from sinfo, `cluster node list` lists them, and a job may ask for at most a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 
@@ -347,6 +348,23 @@ def auto_scale_cluster(session: Session, rid: ResourceId, minimum: int, maximum:
     )
 
 
+def _stop_setup(session: Session, rid: ResourceId) -> None:
+    """Stop setup tasks still running on the cluster's nodes (their process group, tasks included)."""
+    import os
+    import signal
+
+    from batchai_cli.engines import process_alive
+
+    stopped = set()
+    for node in (session.state.get_private(rid).get("nodes") or {}).values():
+        process = node.get("process") or {}
+        pid = process.get("pid")
+        if node.get("state") == "preparing" and pid and pid not in stopped and process_alive(pid, process.get("start")):
+            stopped.add(pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+
+
 def delete_cluster(session: Session, rid: ResourceId) -> None:
     """Delete a cluster. Jobs still queued or running on it are terminated first, as the service did."""
     if session.state.get(rid) is None:
@@ -354,6 +372,7 @@ def delete_cluster(session: Session, rid: ResourceId) -> None:
     from batchai_cli.services.jobs import terminate_jobs_on_cluster
 
     terminate_jobs_on_cluster(session, rid, reason="The cluster the job ran on was deleted.")
+    _stop_setup(session, rid)
     try:
         session.state.delete(rid)
     except state.MissingResource:

@@ -105,6 +105,9 @@ def lab(batchai, tmp_path, home) -> Lab:
     )
     for job_name in listing.out.split():
         batchai("job", "terminate", "-g", "rg", "-w", "ws", "-e", "exp", "-n", job_name, "-y")
+    # And no cluster's setup task: deleting the cluster stops it.
+    for cluster in batchai("cluster", "list", "-g", "rg", "-w", "ws", "--query", "[].name", "-o", "tsv").out.split():
+        batchai("cluster", "delete", "-g", "rg", "-w", "ws", "-n", cluster, "-y")
 
 
 def custom(command: str, out: Path, **more) -> dict:

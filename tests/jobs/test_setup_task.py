@@ -59,3 +59,16 @@ def test_resize_sets_up_the_new_nodes(lab, tmp_path):
     until(lambda: _counts(lab, "grow")["nodeStateCounts"]["idleNodeCount"] == 3)
     nodes = lab.batchai("cluster", "node", "list", "-g", "rg", "-w", "ws", "-c", "grow").json()
     assert [n["nodeId"].split("_")[1].split("-")[0] for n in nodes] == ["1", "2", "3"]
+
+
+def test_deleting_a_cluster_stops_its_setup_task(lab, tmp_path):
+    from tests.jobs.conftest import pid_alive
+
+    marker = tmp_path / "pid"
+    lab.cluster(
+        "stuck", 1, "--setup-task", f"echo $$ > {marker}; sleep 300", "--setup-task-output", str(tmp_path / "s")
+    )
+    pid = until(lambda: marker.exists() and marker.read_text().strip() and int(marker.read_text()))
+    assert pid_alive(pid)
+    assert lab.batchai("cluster", "delete", "-g", "rg", "-w", "ws", "-n", "stuck", "-y").code == 0
+    until(lambda: not pid_alive(pid), timeout=10, what="the setup task to stop")

@@ -182,3 +182,12 @@ def timespan_text(value: str | None) -> str | None:
 
     parsed = parse_duration(value)
     return str(parsed) if parsed is not None else value
+
+
+def batchai_error(code: str, message: str, **details) -> dict:
+    """An entry of executionInfo.errors / a cluster's errors, in the service's BatchAIError shape."""
+    return {
+        "code": code,
+        "message": message,
+        "details": [{"name": name, "value": str(value)} for name, value in details.items()] or None,
+    }

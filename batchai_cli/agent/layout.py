@@ -45,3 +45,24 @@ def process_groups_path(body: dict, task_index: int) -> str:
 
 def spool_dir(node_id: str, rid: ResourceId) -> str:
     return os.path.join(job_dir(node_id, rid), "spool")
+
+
+def kill_job_processes(body: dict, task_index: int | None = None) -> None:
+    """SIGKILL the process groups the agents of a job recorded (one task's, or all), for when an
+    agent or the runner died and can no longer stop them itself."""
+    import contextlib
+    import glob
+    import signal
+
+    pattern = (
+        process_groups_path(body, task_index) if task_index is not None else os.path.join(shared_dir(body), "pgids-*")
+    )
+    for path in glob.glob(pattern):
+        try:
+            with open(path) as handle:
+                groups = handle.read().split()
+        except OSError:
+            continue
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                os.killpg(int(group), signal.SIGKILL)

@@ -22,13 +22,10 @@ from batchai_cli.agent import layout, toolkits
 from batchai_cli.agent.logs import LogShipper, Stream
 from batchai_cli.agent.volumes import Placed, place, upload_changes
 from batchai_cli.engines import ready_for_signals
+from batchai_cli.models import batchai_error
 from batchai_cli.storage import paths
 
 KILL_GRACE = 5.0
-
-
-def error(code: str, message: str, **details: str) -> dict:
-    return {"code": code, "message": message, "details": [{"name": k, "value": v} for k, v in details.items()] or None}
 
 
 class NodeRun:
@@ -92,7 +89,7 @@ class NodeRun:
             store, key = paths.resolve(self.properties["stdOutErrPathPrefix"], volumes)
         except Exception as exc:
             self.fail(
-                error(
+                batchai_error(
                     "StdOutErrPathUnreachable",
                     f"Cannot use stdOutErrPathPrefix '{self.properties['stdOutErrPathPrefix']}': {exc}",
                 )
@@ -127,7 +124,7 @@ class NodeRun:
                 )
                 if code != 0:
                     self.fail(
-                        error(
+                        batchai_error(
                             "JobPreparationFailed",
                             f"The job preparation task failed with exit code {code}.",
                             node=self.node_id,
@@ -145,7 +142,7 @@ class NodeRun:
         except _Stop:
             pass
         except Exception as exc:
-            self.fail(error("NodeSetupFailed", f"{type(exc).__name__}: {exc}", node=self.node_id))
+            self.fail(batchai_error("NodeSetupFailed", f"{type(exc).__name__}: {exc}", node=self.node_id))
             self.note(f"Failed: {exc}")
         if self.terminated:
             self.note("Stopped: the job was terminated.")
@@ -183,7 +180,9 @@ class NodeRun:
                 placed.append(place(volume, root, self.note))
             except Exception as exc:
                 self.fail(
-                    error("MountFailed", f"Cannot mount {volume.shown_as}: {_describe(exc)}", volume=volume.shown_as)
+                    batchai_error(
+                        "MountFailed", f"Cannot mount {volume.shown_as}: {_describe(exc)}", volume=volume.shown_as
+                    )
                 )
                 raise _Stop from None
         env = dict(os.environ)
@@ -264,7 +263,7 @@ class NodeRun:
             and not shutil.which("mpirun", path=env.get("PATH"))
         ):
             self.fail(
-                error(
+                batchai_error(
                     "MpiNotFound",
                     f"This {key} job starts its processes with mpirun (Open MPI), which is not installed on this node.",
                     hint="apt-get install openmpi-bin, or run the job in a container image that has it.",
@@ -295,7 +294,7 @@ class NodeRun:
                     process_group=0,
                 )
             except OSError as exc:
-                self.fail(error("ProcessStartFailed", f"Cannot start {argv[0]}: {_describe(exc)}"))
+                self.fail(batchai_error("ProcessStartFailed", f"Cannot start {argv[0]}: {_describe(exc)}"))
                 self._stop_children()
                 return None
             self.children.append(child)
@@ -364,7 +363,7 @@ class NodeRun:
         self.runtime = find_runtime(container.get("runtime"))
         if self.runtime is None:
             self.fail(
-                error(
+                batchai_error(
                     "ContainerRuntimeMissing",
                     f"The container runtime {container.get('runtime')} is no longer on this node.",
                 )
@@ -388,7 +387,7 @@ class NodeRun:
             if done.returncode != 0:
                 last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
                 self.fail(
-                    error(
+                    batchai_error(
                         "ContainerImagePullFailed",
                         f"Cannot fetch the image {container['image']}: {last[0]}",
                         image=container["image"],
@@ -423,7 +422,7 @@ class NodeRun:
 
     def _finish(self, exit_code: int | None, essential: bool, upload_problems: list[str]) -> int:
         for problem in upload_problems:
-            self.fail(error("OutputUploadFailed", problem))
+            self.fail(batchai_error("OutputUploadFailed", problem))
         if hasattr(self, "shipper"):
             self.note(
                 f"Node finished with exit code {exit_code}."
@@ -432,7 +431,7 @@ class NodeRun:
             )
             for problem in self.shipper.close():
                 # execution.log is closed now; the job's errors are where this one can still be seen.
-                self.errors.append(error("LogShippingFailed", problem))
+                self.errors.append(batchai_error("LogShippingFailed", problem))
         result = {"exitCode": exit_code, "errors": self.errors, "essential": essential, "terminated": self.terminated}
         tmp = layout.result_path(self.body, self.task_index) + ".tmp"
         os.makedirs(os.path.dirname(tmp), exist_ok=True)

@@ -28,18 +28,11 @@ import time
 from batchai_cli import ids, log, state
 from batchai_cli.agent import layout, toolkits
 from batchai_cli.engines import blocked_signals, python_module, ready_for_signals
+from batchai_cli.models import batchai_error
 
 TERMINATE_GRACE = 20.0
 POLL = 0.2
 QUEUE_POLL = 1.0
-
-
-def _error(code: str, message: str, **details) -> dict:
-    return {
-        "code": code,
-        "message": message,
-        "details": [{"name": k, "value": str(v)} for k, v in details.items()] or None,
-    }
 
 
 class Runner:
@@ -134,7 +127,7 @@ class Runner:
                     else "The cluster the job was queued on was deleted."
                 )
                 code = "JobTerminated" if self.stop_reason == "terminated" else "ClusterDeleted"
-                self.finish(None, [_error(code, reason)], started=None)
+                self.finish(None, [batchai_error(code, reason)], started=None)
             return 0
         started = state.now_iso()
         body, _run = self.db.update_job(self.rid, lambda b, r: _running(b, started))
@@ -181,7 +174,7 @@ class Runner:
             if deadline and time.monotonic() > deadline and not self.stop_reason:
                 self.stop_reason = "wallclock"
                 errors.append(
-                    _error(
+                    batchai_error(
                         "JobMaxWallClockTimeExceeded",
                         f"The job ran longer than its maxWallClockTime "
                         f"({properties['constraints']['maxWallClockTime']}) and was stopped.",
@@ -199,7 +192,7 @@ class Runner:
             result = _read_result(body, task)
             if result is None:
                 errors.append(
-                    _error(
+                    batchai_error(
                         "NodeAgentDied",
                         f"The agent on {agents.where(task)} {agents.how(task)} before it reported a result; "
                         "the job was stopped.",
@@ -207,7 +200,7 @@ class Runner:
                     )
                 )
                 if not self.slurm:  # Slurm stops what is left of the step on each node itself
-                    self._kill_groups(body, task)
+                    layout.kill_job_processes(body, task)
                 continue
             errors.extend(result.get("errors") or [])
             # The job's exit code: the first failure among the essential nodes, else the master's.
@@ -216,14 +209,14 @@ class Runner:
         if self.stop_reason == "deleted":
             return 0
         if self.stop_reason == "terminated":
-            errors.append(_error("JobTerminated", "The job was terminated by the user."))
+            errors.append(batchai_error("JobTerminated", "The job was terminated by the user."))
         elif self.stop_reason == "cluster-deleted":
-            errors.append(_error("ClusterDeleted", "The cluster the job ran on was deleted."))
+            errors.append(batchai_error("ClusterDeleted", "The cluster the job ran on was deleted."))
         elif self.stop_reason == "slurm":
             from batchai_cli.engines import slurm
 
             slurm_job = os.environ.get("SLURM_JOB_ID", "?")
-            errors.append(_error("SlurmJobEnded", slurm.state_message(slurm_job), slurmJobId=slurm_job))
+            errors.append(batchai_error("SlurmJobEnded", slurm.state_message(slurm_job), slurmJobId=slurm_job))
         self.finish(exit_code, errors, started=started)
         return 0
 
@@ -236,22 +229,11 @@ class Runner:
         ]
         return sorted(set(tasks) | {0})
 
-    def _kill_groups(self, body: dict, task: int) -> None:
-        """An agent died: stop the processes it had started (their groups are on record)."""
-        try:
-            with open(layout.process_groups_path(body, task)) as handle:
-                groups = [int(line) for line in handle.read().split() if line.strip()]
-        except OSError:
-            return
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGKILL)
-
     def finish(self, exit_code: int | None, errors: list[dict], *, started: str | None) -> None:
         ended = state.now_iso()
         succeeded = exit_code == 0 and not errors
         if exit_code not in (None, 0):
-            errors.insert(0, _error("JobFailed", "Job failed with non-zero exit code"))
+            errors.insert(0, batchai_error("JobFailed", "Job failed with non-zero exit code"))
 
         def change(body: dict, _run: dict) -> dict:
             body["executionState"] = "succeeded" if succeeded else "failed"

@@ -24,6 +24,7 @@ from batchai_cli.agent.logs import LogShipper
 from batchai_cli.agent.node import _pump
 from batchai_cli.agent.volumes import place, upload_changes
 from batchai_cli.engines import ready_for_signals
+from batchai_cli.models import batchai_error
 from batchai_cli.storage import paths
 
 
@@ -36,10 +37,6 @@ def set_node_state(db, rid, index: int, node_state: str, error: dict | None = No
     db.update_private(rid, change)
 
 
-def _error(node_id: str, message: str) -> dict:
-    return {"code": "SetupTaskFailed", "message": message, "details": [{"name": "nodeId", "value": node_id}]}
-
-
 def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> None:
     db = state.open_state()
     setup = properties["nodeSetup"]["setupTask"]
@@ -48,7 +45,13 @@ def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> Non
         store, key = paths.resolve(setup["stdOutErrPathPrefix"], volumes)
     except Exception as exc:
         set_node_state(
-            db, rid, index, "unusable", _error(node_id, f"Cannot use the setup task's stdOutErrPathPrefix: {exc}")
+            db,
+            rid,
+            index,
+            "unusable",
+            batchai_error(
+                "SetupTaskFailed", nodeId=node_id, message=f"Cannot use the setup task's stdOutErrPathPrefix: {exc}"
+            ),
         )
         return
     directory = "/".join(part for part in (key, setup.get("stdOutErrPathSuffix")) if part)
@@ -107,7 +110,13 @@ def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> Non
             note(f"Upload failed: {issue}")
     for issue in shipper.close():
         problem = problem or issue
-    set_node_state(db, rid, index, "unusable" if problem else "idle", _error(node_id, problem) if problem else None)
+    set_node_state(
+        db,
+        rid,
+        index,
+        "unusable" if problem else "idle",
+        batchai_error("SetupTaskFailed", nodeId=node_id, message=problem) if problem else None,
+    )
     db.close()
 
 

@@ -123,11 +123,9 @@ def node_states(private: dict) -> dict[int, dict]:
         if node["state"] == "preparing" and process and not process_alive(process["pid"], process.get("start")):
             node = {
                 "state": "unusable",
-                "error": {
-                    "code": "SetupTaskFailed",
-                    "message": "The setup task's process ended without reporting (it was killed or crashed).",
-                    "details": None,
-                },
+                "error": models.batchai_error(
+                    "SetupTaskFailed", "The setup task's process ended without reporting (it was killed or crashed)."
+                ),
             }
         result[int(key)] = node
     return result

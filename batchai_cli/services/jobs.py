@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from batchai_cli import ids, log, models, state
 from batchai_cli.errors import AlreadyExists, BatchAIError, InvalidState
 from batchai_cli.ids import ResourceId
+from batchai_cli.models import batchai_error
 from batchai_cli.services import Session
 from batchai_cli.services.workspaces import not_found
 
@@ -186,7 +187,7 @@ def _start_runner(session: Session, rid: ResourceId) -> None:
     try:
         pid = spawn_detached(python_module("batchai_cli.engines.runner", str(rid)), os.path.join(folder, "runner.log"))
     except (OSError, BatchAIError) as exc:
-        _end(session, rid, [_error("JobStartFailed", f"Could not start the job's runner: {exc}")])
+        _end(session, rid, [batchai_error("JobStartFailed", f"Could not start the job's runner: {exc}")])
         raise BatchAIError(f"Could not start the job: {exc}") from None
     session.state.update_job(rid, runner={"pid": pid, "start": process_start(pid), "host": socket.gethostname()})
 
@@ -198,13 +199,9 @@ def _submit_to_slurm(session: Session, rid: ResourceId, cluster_body: dict, fold
     try:
         slurm_job = slurm.submit(str(rid), rid.name, properties, cluster_body.get("engine") or {}, folder)
     except BatchAIError as exc:
-        _end(session, rid, [_error("JobStartFailed", f"Could not submit the job to Slurm: {exc.message}")])
+        _end(session, rid, [batchai_error("JobStartFailed", f"Could not submit the job to Slurm: {exc.message}")])
         raise BatchAIError(exc.message, hint=exc.hint) from None
     session.state.update_job(rid, runner={"slurm_job_id": slurm_job, "host": socket.gethostname()})
-
-
-def _error(code: str, message: str) -> dict:
-    return {"code": code, "message": message, "details": None}
 
 
 class _Ended(Exception):
@@ -258,7 +255,7 @@ def _slurm_job_ended(run: dict) -> list[dict] | None:
         return None
     if errors and run["phase"] == "terminating":
         # A terminate that stopped the job before its runner could record it.
-        return [_error("JobTerminated", "The job was terminated by the user."), *errors]
+        return [batchai_error("JobTerminated", "The job was terminated by the user."), *errors]
     return errors
 
 
@@ -269,7 +266,7 @@ def _dead_runner_errors(run: dict) -> list[dict] | None:
     if not _runner_dead(run):
         return None
     return [
-        _error(
+        batchai_error(
             "JobRunnerDied",
             f"The process that ran this job (pid {run['runner']['pid']}) ended without recording the job's "
             "end: it was killed or crashed. Its processes were stopped; see runner.log in the job's shared "
@@ -288,7 +285,11 @@ def _reconcile(session: Session, runs: list[dict]) -> list[dict]:
             rid = ids.parse(session.state.get_key_id(run["job_key"]) or "", expect="job")
             _end(session, rid, errors)
             if "slurm_job_id" not in run["runner"]:  # Slurm stops a job's processes on its nodes itself
-                _kill_leftovers(session.state.get(rid))
+                body = session.state.get(rid)
+                if body:
+                    from batchai_cli.agent.layout import kill_job_processes
+
+                    kill_job_processes(body)
             woken.add(run["cluster_key"])
         else:
             alive.append(run)
@@ -297,24 +298,6 @@ def _reconcile(session: Session, runs: list[dict]) -> list[dict]:
 
         wake_runners(session.state, cluster_key)
     return alive
-
-
-def _kill_leftovers(body: dict | None) -> None:
-    import glob
-    import signal
-
-    from batchai_cli.agent import layout
-
-    if not body:
-        return
-    for path in glob.glob(os.path.join(layout.shared_dir(body), "pgids-*")):
-        try:
-            with open(path) as handle:
-                for line in handle.read().split():
-                    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
-                        os.killpg(int(line), signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def reconcile_cluster(session: Session, cluster_rid: ResourceId) -> list[dict]:
@@ -390,7 +373,7 @@ def _terminate_in_slurm(session: Session, rid: ResourceId, slurm_job: str) -> No
         log.warning("Could not reach Slurm to stop job %s: %s", slurm_job, exc)
         return
     if was == "PENDING":
-        _end(session, rid, [_error("JobTerminated", "The job was terminated before it started.")])
+        _end(session, rid, [batchai_error("JobTerminated", "The job was terminated before it started.")])
 
 
 def terminate_jobs_on_cluster(session: Session, cluster_rid: ResourceId, *, reason: str) -> None:

@@ -57,26 +57,13 @@ class Lab:
     def stdouterr(self, name: str, prefix: Path) -> Path:
         return prefix / self.show(name)["jobOutputDirectoryPathSegment"] / "stdouterr"
 
+    def create_cluster(self, name: str, nodes: int, *extra: str) -> Result:
+        """`cluster create` of a cluster of `nodes` nodes, as a user types it; the result as it is."""
+        options = ("-s", "Standard_NC6", "-t", str(nodes), "-u", "tester", "-p", "Passw0rd!")
+        return self.batchai("cluster", "create", "-g", "rg", "-w", "ws", "-n", name, *options, *extra)
+
     def cluster(self, name: str = "c", nodes: int = 1, *extra: str) -> dict:
-        result = self.batchai(
-            "cluster",
-            "create",
-            "-g",
-            "rg",
-            "-w",
-            "ws",
-            "-n",
-            name,
-            "-s",
-            "Standard_NC6",
-            "-t",
-            str(nodes),
-            "-u",
-            "tester",
-            "-p",
-            "Passw0rd!",
-            *extra,
-        )
+        result = self.create_cluster(name, nodes, *extra)
         assert result.code == 0, result.err
         return result.json()
 

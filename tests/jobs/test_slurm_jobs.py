@@ -337,26 +337,7 @@ def test_slurm_runs_queued_jobs_by_priority(slurm_lab, slurm, tmp_path):
 def test_cluster_create_checks_the_partition(lab, slurm, tmp_path):
     cluster_file = tmp_path / "cluster.json"
     cluster_file.write_text(json.dumps({"properties": {"engine": {"type": "slurm", "partition": "gpu"}}}))
-    result = lab.batchai(
-        "cluster",
-        "create",
-        "-g",
-        "rg",
-        "-w",
-        "ws",
-        "-n",
-        "g",
-        "-s",
-        "Standard_NC6",
-        "-t",
-        "1",
-        "-u",
-        "tester",
-        "-p",
-        "Passw0rd!",
-        "-f",
-        str(cluster_file),
-    )
+    result = lab.create_cluster("g", 1, "-f", str(cluster_file))
     assert result.code == 1
     assert result.err == (
         'ERROR: Slurm has no partition "gpu" (it has: debug, short). Set engine.partition in '
@@ -374,26 +355,7 @@ def test_a_slurm_controller_that_does_not_answer(lab, slurm, tmp_path, monkeypat
         + "\n"
     )
     monkeypatch.setenv("SLURM_CONF", str(conf))
-    result = lab.batchai(
-        "cluster",
-        "create",
-        "-g",
-        "rg",
-        "-w",
-        "ws",
-        "-n",
-        "g",
-        "-s",
-        "Standard_NC6",
-        "-t",
-        "1",
-        "-u",
-        "tester",
-        "-p",
-        "Passw0rd!",
-        "--engine",
-        "slurm",
-    )
+    result = lab.create_cluster("g", 1, "--engine", "slurm")
     assert result.code == 1
     assert result.err.startswith(
         "ERROR: Cannot find Slurm's default partition: sinfo: slurm_load_partitions: "

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-azurite test test-fast lint format completions docs bench clean
+.PHONY: install demo demo-azurite test test-deps test-fast lint format completions docs bench clean
 
 install: $(STAMP)
 
@@ -22,7 +22,11 @@ demo: $(STAMP)
 demo-azurite: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./examples/azurite/run.sh
 
-test: $(STAMP)
+# What the tests need beyond pip (Debian packages, Azurite): installed once, checked in well under a second after.
+test-deps:
+	@./scripts/test-deps.sh
+
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

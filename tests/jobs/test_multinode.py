@@ -115,7 +115,7 @@ def test_tensorflow_places_servers_and_workers_and_stops_the_servers(lab, two_no
 
 
 def test_custom_mpi_starts_every_rank_from_the_master(lab, two_nodes, tmp_path):
-    assert shutil.which("mpirun"), "Open MPI is needed: apt-get install openmpi-bin (.ci/run does)"
+    assert shutil.which("mpirun"), "Open MPI is needed: apt-get install openmpi-bin (make test-deps does)"
     out = tmp_path / "out"
     job = {
         "nodeCount": 2,

@@ -158,7 +158,7 @@ def test_a_two_node_pytorch_job_has_a_task_on_each_node(slurm_lab, slurm, tmp_pa
 def test_custom_mpi_starts_its_ranks_through_slurm(slurm_lab, tmp_path):
     """mpirun, on task 0, finds itself in a Slurm allocation and starts its daemons with srun on
     the hosts of the host file, which are the job's Slurm nodes."""
-    assert shutil.which("mpirun"), "Open MPI is needed: apt-get install openmpi-bin (.ci/run does)"
+    assert shutil.which("mpirun"), "Open MPI is needed: apt-get install openmpi-bin (make test-deps does)"
     out = tmp_path / "out"
     job = {
         "nodeCount": 2,

@@ -52,7 +52,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log" 2>&1; }; then
     tail -n 20 "$log" >&2
     echo "test-deps: apt-get could not install ${missing[*]} (its last lines above); the command was:" >&2
-    echo "  ${sudo[*]} apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    echo "  ${sudo[*]}${sudo:+ }apt-get install -y --no-install-recommends ${missing[*]}" >&2
     rm -f "$log"
     exit 1
   fi

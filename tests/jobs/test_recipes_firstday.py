@@ -1,0 +1,192 @@
+"""The recipes a new user tries first, run as they are on a local cluster against the Files emulator.
+
+The Horovod recipes install Open MPI in their own jobPreparation (`apt install mpi-default-bin`).
+Here the node has no mpirun: the job's PATH is this machine's without Open MPI, and stand-in `apt`
+and `pip` commands on it put a stand-in `mpirun` into a folder on that PATH, as apt does. Nothing is
+installed system-wide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from batchai_cli.storage import open_store
+from batchai_cli.storage.credentials import parse_connection_string
+
+pytestmark = pytest.mark.integration
+
+RECIPES = Path(__file__).resolve().parent.parent / "data" / "corpus" / "batchai-recipes"
+MPI_COMMANDS = {"mpirun", "mpiexec", "orterun", "oshrun", "mpiexec.openmpi", "mpirun.openmpi", "orted"}
+
+STANDIN_APT = """#!/bin/sh
+# apt, as far as the recipes use it: `apt install ... mpi-default-bin` puts mpirun on the PATH.
+case " $* " in
+  *" install "*mpi-default-bin*)
+    cp "$STANDIN_MPIRUN" "$STANDIN_PREFIX/mpirun.$$" && chmod +x "$STANDIN_PREFIX/mpirun.$$" &&
+      mv -f "$STANDIN_PREFIX/mpirun.$$" "$STANDIN_PREFIX/mpirun" && echo "Setting up mpi-default-bin" ;;
+  *) echo "apt $*" ;;
+esac
+"""
+
+# Open MPI's mpirun, as far as the toolkits use it: skip the options, start -np ranks in turn.
+STANDIN_MPIRUN = """#!/bin/sh
+np=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -np|-n) np=$2; shift 2 ;;
+    --hostfile|-hostfile|-x) shift 2 ;;
+    -mca|--mca) shift 3 ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+rank=0
+while [ $rank -lt $np ]; do
+  OMPI_COMM_WORLD_RANK=$rank OMPI_COMM_WORLD_SIZE=$np "$@" || exit $?
+  rank=$((rank + 1))
+done
+"""
+
+TRAIN = b"""import os
+rank, size = os.environ["OMPI_COMM_WORLD_RANK"], os.environ["OMPI_COMM_WORLD_SIZE"]
+print(f"rank {rank} of {size}", flush=True)
+"""
+
+
+@pytest.fixture
+def node_without_mpi(tmp_path, monkeypatch) -> Path:
+    """This machine's PATH without Open MPI, plus stand-in apt and pip, and an empty folder that
+    "apt install" puts mpirun into (returned)."""
+    tools = tmp_path / "system-bin"
+    tools.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(folder):
+            continue
+        for entry in os.scandir(folder):
+            target = tools / entry.name
+            if entry.name in MPI_COMMANDS or target.exists() or target.is_symlink():
+                continue
+            if entry.is_file() and os.access(entry.path, os.X_OK):
+                target.symlink_to(entry.path)
+    prefix = tmp_path / "usr-local-bin"
+    prefix.mkdir()
+    for name, text in (("apt", STANDIN_APT), ("pip", 'echo "Successfully installed horovod"\n')):
+        (tools / name).unlink(missing_ok=True)
+        (tools / name).write_text(text if text.startswith("#!") else "#!/bin/sh\n" + text)
+        (tools / name).chmod(0o755)
+    mpirun = tmp_path / "standin-mpirun"
+    mpirun.write_text(STANDIN_MPIRUN)
+    monkeypatch.setenv("STANDIN_MPIRUN", str(mpirun))
+    monkeypatch.setenv("STANDIN_PREFIX", str(prefix))
+    monkeypatch.setenv("PATH", f"{prefix}{os.pathsep}{tools}")
+    return prefix
+
+
+@pytest.fixture
+def shares(azfiles_emulator, monkeypatch):
+    """The recipes' `logs` and `scripts` shares, made fresh on the Files emulator; the account is
+    given to `job create` with --storage-account-name/--storage-account-key."""
+    connection = azfiles_emulator.connection_string
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection)
+    credentials = parse_connection_string(connection)
+    suffix = uuid.uuid4().hex[:8]
+    names = {"logs": f"logs{suffix}", "scripts": f"scripts{suffix}"}
+    stores = {role: open_store(f"azurefile://{name}", credentials) for role, name in names.items()}
+    for store in stores.values():
+        store.create_root()
+    return names, stores, credentials
+
+
+def horovod_recipe(file_name: str, names: dict) -> dict:
+    """The recipe as published, with its share names made unique for this test."""
+    document = json.loads((RECIPES / file_name).read_text())
+    for share in document["properties"]["mountVolumes"]["azureFileShares"]:
+        role = share["relativeMountPath"]
+        share["azureFileUrl"] = share["azureFileUrl"].rsplit("/", 1)[0] + "/" + names[role]
+    return document
+
+
+def submit_recipe(lab, name: str, document: dict, credentials) -> dict:
+    path = lab.tmp / f"{name}.json"
+    path.write_text(json.dumps(document))
+    created = lab.batchai(
+        "job",
+        "create",
+        "-g",
+        "rg",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-n",
+        name,
+        "-c",
+        "two",
+        "-f",
+        str(path),
+        "--no-container",
+        "--storage-account-name",
+        credentials.account_name,
+        "--storage-account-key",
+        credentials.account_key,
+    )
+    assert created.code == 0, created.err
+    return created.json()
+
+
+@pytest.mark.parametrize(
+    ("recipe", "script"),
+    [
+        ("Horovod__Horovod-Tensorflow__job.json", "horovod/tensorflow_mnist.py"),
+        ("Horovod__Horovod-PyTorch__job.json", "horovod/pytorch_mnist.py"),
+    ],
+)
+def test_horovod_recipe_runs_with_mpi_from_its_own_job_preparation(
+    lab, node_without_mpi, shares, recipe, script, tmp_path
+):
+    names, stores, credentials = shares
+    stores["scripts"].write(script, TRAIN)
+    lab.cluster("two", 2)
+    document = horovod_recipe(recipe, names)
+    if "outputDirectories" in document["properties"]:  # PyTorch's: on the cluster's external volume
+        document["properties"]["outputDirectories"][0]["pathPrefix"] = str(tmp_path / "external")
+    shown = submit_recipe(lab, "horovod", document, credentials)
+    waited = lab.wait("horovod", timeout=120)
+    stdouterr = f"{shown['jobOutputDirectoryPathSegment']}/stdouterr"
+    assert waited.code == 0, waited.err
+    assert stores["logs"].read(f"{stdouterr}/stdout.txt") == b"rank 0 of 2\nrank 1 of 2\n"
+    assert (node_without_mpi / "mpirun").exists()
+    prep_logs = [e.path for e in stores["logs"].walk() if "stdout-job_prep" in e.path]
+    assert len(prep_logs) == 2  # one per node: each installed Open MPI before its check
+
+
+def test_mpi_still_missing_after_the_preparation_says_so_with_no_exit_code(lab, node_without_mpi, shares):
+    names, stores, credentials = shares
+    stores["scripts"].write("horovod/tensorflow_mnist.py", TRAIN)
+    lab.cluster("two", 2)
+    document = horovod_recipe("Horovod__Horovod-Tensorflow__job.json", names)
+    document["properties"]["jobPreparation"]["commandLine"] = "echo preparing; apt update"
+    shown = submit_recipe(lab, "nompi", document, credentials)
+    waited = lab.wait("nompi", timeout=120)
+    assert waited.code == 1
+    assert "None" not in waited.err
+    assert "Job failed at " in waited.err and "before its command gave an exit code" in waited.err
+    assert "Details:\n \n" not in waited.err
+    info = lab.show("nompi")["executionInfo"]
+    assert info["exitCode"] is None
+    codes = {error["code"] for error in info["errors"]}
+    assert "MpiNotFound" in codes
+    (mpi,) = [error for error in info["errors"] if error["code"] == "MpiNotFound"][:1]
+    assert "after the job preparation ran" in mpi["message"]
+    assert f"Error message: {mpi['message']}\nDetails:\n hint: apt-get install openmpi-bin" in waited.err
+    # The preparation ran first, on each node.
+    stdouterr = f"{shown['jobOutputDirectoryPathSegment']}/stdouterr"
+    preps = sorted(e.path for e in stores["logs"].walk() if "stdout-job_prep" in e.path)
+    assert len(preps) == 2
+    assert stores["logs"].read(preps[0]).startswith(b"preparing\n")
+    assert stdouterr in preps[0]

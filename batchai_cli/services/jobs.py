@@ -54,6 +54,7 @@ def create_job(
     afs_name, bfs_name, nfs_id...).
     """
     from batchai_cli.config import build_job_request, format_problem, tool_type
+    from batchai_cli.storage import paths
 
     if session.state.get(rid.parent) is None:
         raise not_found(rid.parent)
@@ -72,6 +73,9 @@ def create_job(
         raise not_found(cluster_rid)
     properties["cluster"] = {"id": cluster_body["id"]}
     _check_fits(properties, cluster_rid, cluster_body)
+    cluster_properties = session.state.get_private(cluster_rid).get("properties")
+    for line in paths.check_endpoints(paths.job_volumes(properties, cluster_properties)):
+        log.info("Storage endpoint of %s", line)
     options = {"container": _container(properties, no_container)}
     stamp = state.now_iso()
     segment = (

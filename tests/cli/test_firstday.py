@@ -76,3 +76,40 @@ def test_a_missing_key_is_said_once_for_every_mount_that_needs_it(workspace, no_
     assert result.err.count("ERROR: Please configure Azure Storage account key via AZURE_BATCHAI_STORAGE_KEY.") == 1
     assert "az configuration file:" in result.err and "storage_key value" not in result.err
     assert "3 mounts need it: azureFileShares[0], azureFileShares[1], azureBlobFileSystems[0]." in result.err
+
+
+def test_no_credentials_at_all_fails_at_once_naming_the_ways_to_give_them(batchai, no_storage_settings, tmp_path):
+    import time
+
+    (tmp_path / "a.txt").write_text("a")
+    started = time.monotonic()
+    result = batchai(
+        "storage", "blob", "upload-batch", "-s", str(tmp_path), "-d", "data", "--account-name", "devstoreaccount1"
+    )
+    assert time.monotonic() - started < 2  # no request was sent, so none was retried
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err == (
+        "ERROR: No credentials for storage account 'devstoreaccount1'. Give one of: --account-key (or "
+        "AZURE_STORAGE_KEY) with --account-name, --sas-token (or AZURE_STORAGE_SAS_TOKEN, or a SAS in the URL), "
+        "--connection-string (or AZURE_STORAGE_CONNECTION_STRING), or --auth-mode login. For a public container, "
+        "--anonymous.\n"
+    )
+
+
+@pytest.mark.integration
+def test_anonymous_access_asked_for_sends_unsigned_requests(batchai, no_storage_settings, azurite, tmp_path):
+    """A connection string with an endpoint and no key: refused at once, unless --anonymous, when the
+    unsigned request goes to Azurite and its answer is what the user sees."""
+    keyless = f"DefaultEndpointsProtocol=http;BlobEndpoint={azurite.blob_endpoint};"
+    args = ("storage", "blob", "download-batch", "-s", "nosuchcontainer", "-d", str(tmp_path))
+    refused = batchai(*args, "--connection-string", keyless)
+    assert (refused.code, refused.err.split(".")[0]) == (
+        2,
+        "ERROR: No credentials for storage account 'devstoreaccount1'",
+    )
+    sent = batchai(*args, "--connection-string", keyless, "--anonymous")
+    assert sent.code == 1
+    assert sent.err.startswith(
+        "ERROR: The storage account 'devstoreaccount1' needs credentials (AuthorizationFailure)."
+    )

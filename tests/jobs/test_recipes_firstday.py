@@ -238,3 +238,59 @@ def test_a_connection_string_without_file_endpoint_fails_at_job_create(lab, azur
         "to AZURE_STORAGE_CONNECTION_STRING (`batchai emulators start` prints one naming both emulators).\n"
     )
     assert lab.batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp").json() == []
+
+
+def _stream(lab, job: str, name: str):
+    return lab.batchai("job", "file", "stream", "-g", "rg", "-w", "ws", "-e", "exp", "-j", job, "-f", name)
+
+
+def test_streaming_stdout_txt_of_a_multinode_pytorch_job_says_which_files_it_has(lab, tmp_path):
+    lab.cluster("two", 2)
+    job = {
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": str(tmp_path / "out"),
+        "jobPreparation": {"commandLine": "echo prep"},
+        "pyTorchSettings": {
+            "pythonScriptFilePath": "-c",
+            "pythonInterpreterPath": "python3",
+            "commandLineArgs": "\"import os; print('rank', os.environ['AZ_BATCHAI_TASK_INDEX'])\"",
+        },
+    }
+    assert lab.submit("torch", job, cluster="two").code == 0
+    streamed = _stream(lab, "torch", "stdout.txt")
+    assert streamed.code == 3
+    assert streamed.err.startswith(
+        'WARNING: The file "stdout.txt" not found. Waiting for the job to generate it. This job writes '
+        "stdout-wk-0.txt, stdout-wk-1.txt: did you mean stdout-wk-0.txt?\n"
+    )
+    assert streamed.err.endswith(
+        'ERROR: The file "stdout.txt" not found for the completed job. It has stdout-wk-0.txt, stdout-wk-1.txt: did '
+        "you mean stdout-wk-0.txt?\n"
+    )
+    # The same for the per-node preparation logs.
+    prep = _stream(lab, "torch", "stdout-job_prep.txt")
+    assert prep.code == 3
+    assert "It has stdout-job_prep-tvm-" in prep.err and "did you mean stdout-job_prep-tvm-" in prep.err
+    assert _stream(lab, "torch", "stdout-wk-1.txt").out == "rank 1\n"
+
+
+def test_job_create_stream_follows_the_main_output_whatever_it_is_called(lab, tmp_path):
+    """TensorFlow with a parameter server on node 0: the master worker's stdout-wk-0.txt, not stdout.txt
+    nor the parameter server's stdout-ps-0.txt."""
+    lab.cluster("two", 2)
+    job = {
+        "nodeCount": 2,
+        "stdOutErrPathPrefix": str(tmp_path / "out"),
+        "tensorFlowSettings": {
+            "pythonScriptFilePath": "-c",
+            "pythonInterpreterPath": "python3",
+            "parameterServerCount": 1,
+            "workerCount": 2,
+            "masterCommandLineArgs": "\"print('master')\"",
+            "workerCommandLineArgs": "\"print('worker')\"",
+            "parameterServerCommandLineArgs": "\"import time; print('ps'); time.sleep(60)\"",
+        },
+    }
+    created = lab.submit("tf", job, "--stream", cluster="two")
+    assert created.code == 0, created.err
+    assert created.out == "master\n"

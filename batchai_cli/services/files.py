@@ -233,7 +233,9 @@ def main_log_name(properties: dict) -> str:
         launches = _launches(properties)
     except Exception:  # an unusual job file must not stop the job from being followed
         return "stdout.txt"
-    main = [launch for launch in launches if launch.role == "master"] or [l for l in launches if l.role != "ps"]
+    main = [launch for launch in launches if launch.role == "master"] or [
+        launch for launch in launches if launch.role != "ps"
+    ]
     return main[0].stdout if main else "stdout.txt"
 
 

@@ -18,6 +18,7 @@ from batchai_cli.cli import tables
 from batchai_cli.cli.options import (
     Outcome,
     ReaderGone,
+    complete_names_of,
     defaulted_option,
     experiment_option,
     group,
@@ -51,7 +52,14 @@ def _job_options(function):
             workspace_option(),
             experiment_option(),
             name_option("-j", "--job", kind="job", help="Name of job.", required=True),
-            click.option("-d", "--output-directory-id", default=STDOUTERR, show_default=True, help=_ID_HELP),
+            click.option(
+                "-d",
+                "--output-directory-id",
+                default=STDOUTERR,
+                show_default=True,
+                help=_ID_HELP,
+                shell_complete=complete_names_of("output_directory"),
+            ),
             click.option(
                 "-p",
                 "--path",
@@ -109,7 +117,13 @@ def list_(app, resource_group, workspace, experiment, name, output_directory_id,
 
 @file.command("stream")
 @_job_options
-@click.option("-f", "--file-name", required=True, help="The name of the file to stream.")
+@click.option(
+    "-f",
+    "--file-name",
+    required=True,
+    help="The name of the file to stream.",
+    shell_complete=complete_names_of("job_file"),
+)
 @click.option("--offset", type=click.IntRange(min=0), help="Start at this byte offset (as printed on Ctrl-C).")
 @click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Start with the last N lines.")
 @click.option("--wait", is_flag=True, help="When the job ends, exit with its exit code (else 0).")

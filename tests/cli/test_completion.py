@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.helpers import run_process
 
 
@@ -43,11 +45,13 @@ def test_job_file_options_complete_output_directories_and_file_names(batchai, ho
     batchai("cluster", "create", "-g", "rg", "-w", "ws", "-n", "c", "-s", "x", "-t", "1", "-u", "u", "-p", "Passw0rd!")
     out = tmp_path / "out"
     job = tmp_path / "job.json"
-    job.write_text(
-        '{"properties": {"nodeCount": 1, "stdOutErrPathPrefix": "%s", "customToolkitSettings": {"commandLine": '
-        '"echo hi; touch $AZ_BATCHAI_OUTPUT_MODEL/weights.bin"}, "outputDirectories": [{"id": "MODEL", '
-        '"pathPrefix": "%s"}]}}' % (out, out)
-    )
+    properties = {
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": str(out),
+        "customToolkitSettings": {"commandLine": "echo hi; touch $AZ_BATCHAI_OUTPUT_MODEL/weights.bin"},
+        "outputDirectories": [{"id": "MODEL", "pathPrefix": str(out)}],
+    }
+    job.write_text(json.dumps({"properties": properties}))
     assert batchai("job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "j", "-c", "c", "-f", str(job)).code == 0
     assert batchai("job", "wait", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "j", "--interval", "0.1").code == 0
     line = "batchai job file stream -g rg -w ws -e exp -j j"

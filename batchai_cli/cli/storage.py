@@ -145,12 +145,12 @@ def storage() -> None:
 
 @storage.group("blob")
 def blob() -> None:
-    """Upload and download blobs in batches."""
+    """Upload, download, list and look at blobs."""
 
 
 @storage.group("file")
 def file() -> None:
-    """Upload and download files of Azure file shares in batches."""
+    """Upload, download, list and look at files of Azure file shares."""
 
 
 @storage.group("container")
@@ -456,3 +456,8 @@ def _size(nbytes: int) -> str:
             return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{nbytes} bytes"
+
+
+# list, show, download, delete, generate-sas and url of blobs and files live in their own module;
+# it needs the groups above.
+from batchai_cli.cli import storage_browse as _storage_browse  # noqa: E402, F401

@@ -57,7 +57,7 @@ def create_job(
     from batchai_cli.storage import paths
 
     if session.state.get(rid.parent) is None:
-        raise not_found(rid.parent)
+        raise not_found(rid.parent, session)
     if session.state.get(rid) is not None:
         raise _exists()
     request, warnings = build_job_request(
@@ -70,7 +70,7 @@ def create_job(
     cluster_rid = ids.parse(properties["cluster"]["id"], expect="cluster")
     cluster_body = session.state.get(cluster_rid)
     if cluster_body is None:
-        raise not_found(cluster_rid)
+        raise not_found(cluster_rid, session)
     properties["cluster"] = {"id": cluster_body["id"]}
     _check_fits(properties, cluster_rid, cluster_body)
     cluster_properties = session.state.get_private(cluster_rid).get("properties")
@@ -108,7 +108,7 @@ def create_job(
     except state.DuplicateResource:
         raise _exists() from None
     except state.MissingParent:
-        raise not_found(rid.parent) from None
+        raise not_found(rid.parent, session) from None
     _start_runner(session, rid)
     return get_job(session, rid)
 
@@ -318,7 +318,7 @@ def wake_queue(session: Session, cluster_rid: ResourceId) -> None:
 def get_job(session: Session, rid: ResourceId) -> dict:
     body = session.state.get(rid)
     if body is None:
-        raise not_found(rid)
+        raise not_found(rid, session)
     run = session.state.get_run(rid.key)
     if run and run["phase"] in state.ACTIVE_PHASES and not _reconcile(session, [run]):
         body = session.state.get(rid)
@@ -337,7 +337,7 @@ def present(body: dict) -> dict:
 
 def list_jobs(session: Session, experiment: ResourceId) -> list[dict]:
     if session.state.get(experiment) is None:
-        raise not_found(experiment)
+        raise not_found(experiment, session)
     return [get_job(session, ids.parse(body["id"])) for body in session.state.list("job", parent=experiment)]
 
 
@@ -393,7 +393,7 @@ def delete_job(session: Session, rid: ResourceId) -> None:
     try:
         session.state.delete(rid)
     except state.MissingResource:
-        raise not_found(rid) from None
+        raise not_found(rid, session) from None
     except state.HasChildren:  # pragma: no cover - jobs have no children
         raise InvalidState(f'The job "{rid.name}" cannot be deleted now.') from None
 

@@ -113,3 +113,22 @@ def test_anonymous_access_asked_for_sends_unsigned_requests(batchai, no_storage_
     assert sent.err.startswith(
         "ERROR: The storage account 'devstoreaccount1' needs credentials (AuthorizationFailure)."
     )
+
+
+def test_not_found_names_the_first_missing_level(batchai):
+    """After `make demo`, a shell without the demo's BATCHAI_HOME: the workspace is what is missing."""
+    args = ("-g", "demo-rg", "-w", "demo-ws", "-e", "demo-exp")
+    for command in (
+        ("job", "show", *args, "-n", "train"),
+        ("job", "list", *args),
+        ("experiment", "show", *args[:4], "-n", "demo-exp"),
+    ):
+        result = batchai(*command)
+        assert result.code == 3, command
+        assert result.err == (
+            'ERROR: The workspace "demo-ws" was not found in resource group "demo-rg". '
+            "See what exists with 'batchai workspace list -g demo-rg'.\n"
+        ), command
+    assert batchai("workspace", "create", "-g", "demo-rg", "-n", "demo-ws", "-o", "none").code == 0
+    result = batchai("job", "show", *args, "-n", "train")
+    assert result.err.startswith('ERROR: The experiment "demo-exp" was not found in workspace "demo-ws"')

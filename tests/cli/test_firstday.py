@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,29 @@ def test_not_found_names_the_first_missing_level(batchai):
     assert batchai("workspace", "create", "-g", "demo-rg", "-n", "demo-ws", "-o", "none").code == 0
     result = batchai("job", "show", *args, "-n", "train")
     assert result.err.startswith('ERROR: The experiment "demo-exp" was not found in workspace "demo-ws"')
+
+
+def test_validate_warns_about_directory_variables_no_directory_defines(batchai, tmp_path):
+    job = {
+        "properties": {
+            "nodeCount": 1,
+            "stdOutErrPathPrefix": "/tmp/out",
+            "outputDirectories": [{"id": "MODEL", "pathPrefix": "/tmp/out"}],
+            "customToolkitSettings": {
+                "commandLine": "python train.py --data $AZ_BATCHAI_INPUT_DATASET --out ${AZ_BATCHAI_OUTPUT_MODEL} "
+                "--logs $AZ_BATCHAI_OUTPUT_LOGS"
+            },
+        }
+    }
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job, indent=2))
+    result = batchai("validate", "job", str(path))
+    assert result.code == 0
+    where = f"{path}:12:22: warning: $.properties.customToolkitSettings.commandLine"
+    assert result.err == (
+        f'{where}: $AZ_BATCHAI_INPUT_DATASET is used, but no inputDirectories entry has the id "DATASET" (ids: '
+        "none), so it is unset on the node\n"
+        f'{where}: $AZ_BATCHAI_OUTPUT_LOGS is used, but no outputDirectories entry has the id "LOGS" (ids: MODEL), '
+        "so it is unset on the node\n"
+        "1 job file valid (2 warnings).\n"
+    )

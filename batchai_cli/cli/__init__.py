@@ -170,7 +170,7 @@ def _hint_for_missing(exc: click.MissingParameter) -> str | None:
     param = exc.param
     name = DEFAULT_FOR_OPTION.get(param.name) if param is not None else None
     if name:
-        return f"Or set a default: batchai configure --defaults {name}=<name>."
+        return f"(or set a default: batchai configure --defaults {name}=<name>)."
     return None
 
 

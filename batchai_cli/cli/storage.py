@@ -405,7 +405,7 @@ class Reporter:
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
+            DownloadColumn(binary_units=True),  # MiB, as the summary line says
             TransferSpeedColumn(),
             TextColumn("{task.fields[files]}"),
             TimeRemainingColumn(),

@@ -96,6 +96,8 @@ def create_job(
         "toolType": tool_type(properties),
         "type": rid.type,
     }
+    if no_container and properties.get("containerSettings"):
+        body["noContainer"] = True  # containerSettings are kept as the file had them; they were not used
     try:
         session.state.create_job(
             rid,

@@ -159,3 +159,33 @@ def test_validate_warns_about_directory_variables_no_directory_defines(batchai, 
         "so it is unset on the node\n"
         "1 job file valid (2 warnings).\n"
     )
+
+
+def test_the_upload_bar_and_the_summary_speak_one_unit():
+    """A 300 MiB upload: the bar says 300.0/300.0 MiB, as the summary's 300.0 MiB (not 314.6 MB)."""
+    import io
+
+    from rich.console import Console
+
+    from batchai_cli.cli.storage import Reporter, _size
+
+    reporter = Reporter("Uploaded", show_bar=True, quiet=False)
+    reporter.start(1, 300 * 1024 * 1024)
+    try:
+        reporter.advance(300 * 1024 * 1024)
+        task = reporter.progress.tasks[0]
+        console = Console(file=io.StringIO(), width=200)
+        rendered = " ".join(console.render_str(str(column.render(task))).plain for column in reporter.progress.columns)
+    finally:
+        reporter.progress.stop()
+    assert "300.0/300.0 MiB" in rendered
+    assert _size(300 * 1024 * 1024) == "300.0 MiB"
+
+
+def test_a_missing_option_says_how_to_set_a_default_in_one_sentence(batchai):
+    result = batchai("experiment", "list", "-g", "rg")
+    assert result.code == 2
+    assert result.err == (
+        "ERROR: the following arguments are required: --workspace/-w (or set a default: batchai configure "
+        "--defaults workspace=<name>).\n"
+    )

@@ -18,6 +18,7 @@ import pytest
 
 from batchai_cli.storage import open_store
 from batchai_cli.storage.credentials import parse_connection_string
+from tests.jobs.conftest import custom as custom_job
 
 pytestmark = pytest.mark.integration
 
@@ -294,3 +295,40 @@ def test_job_create_stream_follows_the_main_output_whatever_it_is_called(lab, tm
     created = lab.submit("tf", job, "--stream", cluster="two")
     assert created.code == 0, created.err
     assert created.out == "master\n"
+
+
+def test_a_terminated_job_has_one_error_that_says_so(lab, tmp_path):
+    """A script that ends with its own non-zero code when stopped, as training scripts do: the job
+    was terminated, and JobTerminated alone says so (not JobFailed beside it)."""
+    from tests.jobs.conftest import until, wait_state
+
+    ready = tmp_path / "ready"
+    script = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        "time.sleep(300)\n"
+    )
+    (tmp_path / "train.py").write_text(script)
+    lab.submit("long", custom_job(f"python3 {tmp_path / 'train.py'}", tmp_path / "out"))
+    wait_state(lab, "long", ("running",))
+    until(ready.exists, 30, "the script to be ready")
+    assert lab.batchai("job", "terminate", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "long", "-y").code == 0
+    info = lab.show("long")["executionInfo"]
+    assert info["exitCode"] == 1
+    assert [e["code"] for e in info["errors"]] == ["JobTerminated"]
+
+
+def test_job_show_records_that_a_no_container_job_ran_on_the_host(lab, tmp_path):
+    job = custom_job(
+        "echo on the host", tmp_path / "out", containerSettings={"imageSourceRegistry": {"image": "alpine"}}
+    )
+    created = lab.submit("hosted", job, "--no-container")
+    assert created.code == 0, created.err
+    assert "Running on the host, not in the container image alpine" in created.err
+    assert lab.wait("hosted").code == 0
+    shown = lab.show("hosted")
+    assert shown["noContainer"] is True
+    assert shown["containerSettings"]["imageSourceRegistry"]["image"] == "alpine"
+    plain = lab.submit("plain", custom_job("echo plain", tmp_path / "out"))
+    assert "noContainer" not in plain.json()

@@ -1,4 +1,4 @@
-"""The Azure Files emulator (tests/azfiles_emulator) against the real SDK and against recorded traffic
+"""The Azure Files emulator (batchai_cli/emulators/azfiles) against the real SDK and against recorded traffic
 of the real service (tests/data/reference/azure-files-recordings)."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from azure.storage.fileshare import (
 )
 from azure.storage.fileshare._shared.authentication import SharedKeyCredentialPolicy
 
-from tests.azfiles_emulator import DEFAULT_KEY, AzureFilesEmulator
+from batchai_cli.emulators.azfiles import DEFAULT_KEY, AzureFilesEmulator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -766,7 +766,7 @@ def test_persistence_and_seeded_folders(tmp_path):
 
 def test_run_as_a_separate_process(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.azfiles_emulator", "--root", str(tmp_path / "r"), "--key", DEFAULT_KEY],
+        [sys.executable, "-m", "batchai_cli.emulators.azfiles", "--root", str(tmp_path / "r"), "--key", DEFAULT_KEY],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -66,7 +66,11 @@ NOT_JSON = {  # kept in the corpus on purpose, as broken as they were committed
         "expected a property name in double quotes (a trailing comma before it?)",
     ),
 }
-# Keys az dropped without a word; each one a real mistake in a historical recipe.
+TF_DATASET_WARNINGS = [
+    "$.properties.tensorFlowSettings.masterCommandLineArgs",
+    "$.properties.tensorFlowSettings.workerCommandLineArgs",
+]
+# Keys az dropped without a word, and variables no directory defines; each one a real mistake in a recipe.
 RECIPE_WARNINGS = {
     "history/CNTK__CNTK-GPU-Python-Distrbuted-Infiniband__job@2017-12-11_e4bc842.json": [
         "$.properties.cntkSettings.process_count"
@@ -94,6 +98,9 @@ RECIPE_WARNINGS = {
         "$.properties.outputDirectories[0].createNew",
         "$.properties.outputDirectories[0].type",
     ],
+    # $AZ_BATCHAI_INPUT_DATASET without an input directory DATASET (the data comes from the image).
+    "TensorFlow__TensorFlow-GPU-Distributed__job.json": TF_DATASET_WARNINGS,
+    "history/TensorFlow__TensorFlow-GPU-Distributed__job@2018-06-18_9943d60.json": TF_DATASET_WARNINGS,
 }
 
 
@@ -186,6 +193,7 @@ DOC_NOT_JSON = {
 }
 DOC_WARNINGS = {
     "doc__using-azure-cli-20__block02__config.json": ["$.properties.comment"],
+    "TensorFlow__TensorFlow-GPU-Distributed__cli-instructions__block02__config.json": TF_DATASET_WARNINGS,
     "doc__using-azure-cli-20__block04__config.json": [  # "<ARM ID of Batch AI File Server>" left to fill in
         "$.properties.nodeSetup.mountVolumes.fileServers[0].fileServer.id",
         "$.properties.nodeSetup.mountVolumes.fileServers[1].fileServer.id",

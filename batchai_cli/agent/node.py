@@ -132,6 +132,11 @@ class NodeRun:
                     )
                     exit_code = code
                     raise _Stop
+            if mpi := toolkits.missing_mpi(
+                self.properties, self.node_count, env.get("PATH"), in_container=bool(self.options.get("container"))
+            ):
+                self.fail(mpi)
+                raise _Stop
             if not launches:
                 self.note("This node runs no process of its own for this toolkit; it waits for the job to end.")
                 while not self.terminated:
@@ -257,19 +262,6 @@ class NodeRun:
         if key == "tensorFlowSettings":
             ps, wk = toolkits.tensorflow_layout(self.properties[key], cluster)
             env["AZ_BATCHAI_PS_HOSTS"], env["AZ_BATCHAI_WORKER_HOSTS"] = ",".join(ps), ",".join(wk)
-        if (
-            toolkits.needs_mpi(self.properties, self.node_count)
-            and not self.options.get("container")
-            and not shutil.which("mpirun", path=env.get("PATH"))
-        ):
-            self.fail(
-                batchai_error(
-                    "MpiNotFound",
-                    f"This {key} job starts its processes with mpirun (Open MPI), which is not installed on this node.",
-                    hint="apt-get install openmpi-bin, or run the job in a container image that has it.",
-                )
-            )
-            raise _Stop
         return launches
 
     # -- processes --------------------------------------------------------------------------------

@@ -223,6 +223,26 @@ def needs_mpi(properties: dict, node_count: int) -> bool:
     return False
 
 
+def missing_mpi(properties: dict, node_count: int, path: str | None, *, in_container: bool = False) -> dict | None:
+    """The MpiNotFound error when this job's command line needs mpirun and none is on `path`, else None.
+
+    The node agent asks after jobPreparation has run: recipes install Open MPI there (the Horovod
+    ones do), and the job's own PATH is the one that counts. In a container the image decides."""
+    import shutil
+
+    from batchai_cli.models import batchai_error
+
+    if in_container or not needs_mpi(properties, node_count) or shutil.which("mpirun", path=path):
+        return None
+    return batchai_error(
+        "MpiNotFound",
+        f"This {toolkit_of(properties)} job starts its processes with mpirun (Open MPI), which is not on "
+        "this node's PATH after the job preparation ran.",
+        hint="apt-get install openmpi-bin (on the node, or in the job's jobPreparation), "
+        "or run the job in a container image that has it.",
+    )
+
+
 def host_file(hosts: list[str], slots: int) -> str:
     """The Open MPI host file: one line per distinct host with its slots."""
     seen: dict[str, int] = {}

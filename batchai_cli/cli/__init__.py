@@ -21,6 +21,10 @@ LAZY_GROUPS: dict[str, tuple[str, str]] = {
     "cluster": ("batchai_cli.cli.cluster:cluster", "Commands to manage clusters."),
     "job": ("batchai_cli.cli.job:job", "Commands to manage jobs."),
     "configure": ("batchai_cli.cli.configure:configure", "Manage defaults and settings, kept in $BATCHAI_HOME/config."),
+    "emulators": (
+        "batchai_cli.cli.emulators:emulators",
+        "Run Azure Storage emulators on this machine (Azure Files, and Azurite for Blob).",
+    ),
     "experiment": ("batchai_cli.cli.experiment:experiment", "Commands to manage experiments."),
     "storage": ("batchai_cli.cli.storage:storage", "Upload and download datasets in Azure Blob and Azure Files."),
     "workspace": ("batchai_cli.cli.workspace:workspace", "Commands to manage workspaces."),
@@ -166,7 +170,7 @@ def _hint_for_missing(exc: click.MissingParameter) -> str | None:
     param = exc.param
     name = DEFAULT_FOR_OPTION.get(param.name) if param is not None else None
     if name:
-        return f"Or set a default: batchai configure --defaults {name}=<name>."
+        return f"(or set a default: batchai configure --defaults {name}=<name>)."
     return None
 
 

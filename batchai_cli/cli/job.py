@@ -272,12 +272,19 @@ def report_end(current: dict) -> int:
     if not info:
         log.warning("Failed job has no execution info")
         return 1
-    log.warning(
-        "Job failed with exit code %s at %s; execution took %s", info.get("exitCode"), info.get("endTime"), took
-    )
+    if info.get("exitCode") is None:
+        # az printed "exit code None" here; the errors below say what stopped the job.
+        log.warning(
+            "Job failed at %s before its command gave an exit code; execution took %s", info.get("endTime"), took
+        )
+    else:
+        log.warning(
+            "Job failed with exit code %s at %s; execution took %s", info["exitCode"], info.get("endTime"), took
+        )
     for err in info.get("errors") or []:
         details = err.get("details")
-        text = "<none>" if not details else "\n" + "\n".join(f"{d['name']}: {d['value']}" for d in details)
+        # az's shape, without its blank line between "Details:" and the first detail.
+        text = "<none>" if not details else "\n ".join(f"{d['name']}: {d['value']}" for d in details)
         log.warning("Error message: %s\nDetails:\n %s", err.get("message"), text)
     code = info.get("exitCode")
     # az exited 0 for a failed job without an exit code; a failure is never 0 here.

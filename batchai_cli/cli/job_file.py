@@ -18,6 +18,7 @@ from batchai_cli.cli import tables
 from batchai_cli.cli.options import (
     Outcome,
     ReaderGone,
+    complete_names_of,
     defaulted_option,
     experiment_option,
     group,
@@ -51,7 +52,14 @@ def _job_options(function):
             workspace_option(),
             experiment_option(),
             name_option("-j", "--job", kind="job", help="Name of job.", required=True),
-            click.option("-d", "--output-directory-id", default=STDOUTERR, show_default=True, help=_ID_HELP),
+            click.option(
+                "-d",
+                "--output-directory-id",
+                default=STDOUTERR,
+                show_default=True,
+                help=_ID_HELP,
+                shell_complete=complete_names_of("output_directory"),
+            ),
             click.option(
                 "-p",
                 "--path",
@@ -109,7 +117,13 @@ def list_(app, resource_group, workspace, experiment, name, output_directory_id,
 
 @file.command("stream")
 @_job_options
-@click.option("-f", "--file-name", required=True, help="The name of the file to stream.")
+@click.option(
+    "-f",
+    "--file-name",
+    required=True,
+    help="The name of the file to stream.",
+    shell_complete=complete_names_of("job_file"),
+)
 @click.option("--offset", type=click.IntRange(min=0), help="Start at this byte offset (as printed on Ctrl-C).")
 @click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Start with the last N lines.")
 @click.option("--wait", is_flag=True, help="When the job ends, exit with its exit code (else 0).")
@@ -320,7 +334,7 @@ def follow(
     stream_ = files.FileStream(
         app.session, rid, file_name, output_directory_id=output_directory_id, path=path, offset=offset, tail=tail
     )
-    reached, ended = offset, None
+    reached, ended, missing = offset, None, None
     try:
         with _Interrupts() as interrupts:
             for kind, value in stream_:
@@ -332,9 +346,13 @@ def follow(
                     reached = value["offset"]
                     log.info('File found at "%s". Start streaming', value["url"])
                 elif kind == "waiting":
-                    log.warning('The file "%s" not found. Waiting for the job to generate it.', value)
+                    log.warning(
+                        'The file "%s" not found. Waiting for the job to generate it.%s',
+                        value["name"],
+                        f" This job writes {_did_you_mean(value['similar'])}" if value["similar"] else "",
+                    )
                 elif kind == "missing":
-                    log.warning('The file "%s" not found for the completed job.', value)
+                    missing = value
                 elif kind == "end":
                     ended = value
     except KeyboardInterrupt:
@@ -344,11 +362,24 @@ def follow(
     except BrokenPipeError:
         # The reader left (`| head`): main() ends quietly with 0, where Click would make it 1.
         raise ReaderGone() from None
+    if missing is not None:
+        from batchai_cli.errors import NotFound
+
+        raise NotFound(
+            f'The file "{missing["name"]}" not found for the completed job.',
+            hint=f"It has {_did_you_mean(missing['similar'])}"
+            if missing["similar"]
+            else "List its files with `batchai job file list`.",
+        )
     if wait and ended is not None:
         from batchai_cli.cli.job import report_end
 
         return report_end(ended)
     return 0
+
+
+def _did_you_mean(names: list[str]) -> str:
+    return f"{', '.join(names)}: did you mean {names[0]}?"
 
 
 def follow_created(app, rid, *, stream: bool, wait: bool):

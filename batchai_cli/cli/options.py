@@ -265,11 +265,11 @@ def defaulted_option(
         default=_configured(default_name),
         callback=_require if required else None,
         help=help + (" [required]" if required else ""),
-        shell_complete=_complete(kind) if kind else None,
+        shell_complete=complete_names_of(kind) if kind else None,
     )
 
 
-def _complete(kind: str) -> Callable:
+def complete_names_of(kind: str) -> Callable:
     """Complete names of `kind` from the state store, within the -g/-w/-e already typed."""
 
     def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
@@ -323,7 +323,7 @@ def experiment_option(required: bool = True) -> Callable:
 
 
 def name_option(*flags: str, kind: str, help: str, required: bool = False) -> Callable:
-    return click.option(*flags, "name", required=required, help=help, shell_complete=_complete(kind))
+    return click.option(*flags, "name", required=required, help=help, shell_complete=complete_names_of(kind))
 
 
 location_option = defaulted_option(

@@ -57,13 +57,19 @@ def storage_account_options(function):
             help="The mode in which to run the command. 'login' uses your Azure login (azure-identity "
             "DefaultAzureCredential); 'key' (the default) uses a key, SAS or connection string.",
         ),
+        click.option(
+            "--anonymous",
+            is_flag=True,
+            help="Send unsigned requests (a public container). Without it, no credentials at all is an error. "
+            "Not in az.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def _credentials(account_name, account_key, connection_string, sas_token, auth_mode):
+def _credentials(account_name, account_key, connection_string, sas_token, auth_mode, anonymous=False):
     from batchai_cli.storage import resolve_credentials
 
     return resolve_credentials(
@@ -75,10 +81,14 @@ def _credentials(account_name, account_key, connection_string, sas_token, auth_m
     )
 
 
-def _open(kind: str, location: str, credentials):
-    """The store for a container/share name, name/path, or URL given on the command line."""
+def _open(kind: str, location: str, account: dict):
+    """The store for a container/share name, name/path, or URL given on the command line, with the
+    credentials the account options and the environment give."""
     from batchai_cli.errors import UsageError
     from batchai_cli.storage import open_store
+    from batchai_cli.storage.credentials import require_credentials
+
+    credentials = require_credentials(_credentials(**account), location, anonymous=account.get("anonymous", False))
 
     scheme = "azureblob" if kind == "blob" else "azurefile"
     target = location if "://" in location else f"{scheme}://{location.strip('/')}"
@@ -135,12 +145,12 @@ def storage() -> None:
 
 @storage.group("blob")
 def blob() -> None:
-    """Upload and download blobs in batches."""
+    """Upload, download, list and look at blobs."""
 
 
 @storage.group("file")
 def file() -> None:
-    """Upload and download files of Azure file shares in batches."""
+    """Upload, download, list and look at files of Azure file shares."""
 
 
 @storage.group("container")
@@ -193,7 +203,7 @@ def blob_upload_batch(
     from batchai_cli.services import transfer
 
     summary = transfer.upload_batch(
-        _open("blob", destination, _credentials(**account)),
+        _open("blob", destination, account),
         source,
         destination_path=destination_path,
         pattern=pattern,
@@ -232,7 +242,7 @@ def blob_download_batch(
     from batchai_cli.services import transfer
 
     summary = transfer.download_batch(
-        _open("blob", source, _credentials(**account)),
+        _open("blob", source, account),
         destination,
         pattern=pattern,
         dryrun=dryrun,
@@ -278,7 +288,7 @@ def file_upload_batch(
     from batchai_cli.services import transfer
 
     summary = transfer.upload_batch(
-        _open("file", destination, _credentials(**account)),
+        _open("file", destination, account),
         source,
         destination_path=destination_path,
         pattern=pattern,
@@ -315,7 +325,7 @@ def file_download_batch(
     from batchai_cli.services import transfer
 
     summary = transfer.download_batch(
-        _open("file", source, _credentials(**account)),
+        _open("file", source, account),
         destination,
         pattern=pattern,
         dryrun=dryrun,
@@ -342,7 +352,7 @@ def container_create(app, name, fail_on_exist, **account):
     """
     from batchai_cli.services import transfer
 
-    return transfer.create_container(_open("blob", name, _credentials(**account)), fail_on_exist=fail_on_exist)
+    return transfer.create_container(_open("blob", name, account), fail_on_exist=fail_on_exist)
 
 
 @share.command("create")
@@ -362,7 +372,7 @@ def share_create(app, name, fail_on_exist, **account):
     """
     from batchai_cli.services import transfer
 
-    return transfer.create_container(_open("file", name, _credentials(**account)), fail_on_exist=fail_on_exist)
+    return transfer.create_container(_open("file", name, account), fail_on_exist=fail_on_exist)
 
 
 class Reporter:
@@ -395,7 +405,7 @@ class Reporter:
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
+            DownloadColumn(binary_units=True),  # MiB, as the summary line says
             TransferSpeedColumn(),
             TextColumn("{task.fields[files]}"),
             TimeRemainingColumn(),
@@ -446,3 +456,8 @@ def _size(nbytes: int) -> str:
             return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{nbytes} bytes"
+
+
+# list, show, download, delete, generate-sas and url of blobs and files live in their own module;
+# it needs the groups above.
+from batchai_cli.cli import storage_browse as _storage_browse  # noqa: E402, F401

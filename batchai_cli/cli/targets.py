@@ -32,7 +32,7 @@ def resolve_targets(
     if not resource_group:
         raise UsageError(
             "(--resource-group | --ids) are required",
-            hint="Or set a default: batchai configure --defaults group=<name>.",
+            hint="(or set a default: batchai configure --defaults group=<name>).",
         )
     ids.check_resource_group(resource_group)
     for path_kind, value, flag in names:

@@ -37,6 +37,12 @@ def warning(message: str) -> None:
     log.warning("%s", message)
 
 
+def summary(message: str) -> None:
+    """A command's one-line result for people, plain on stderr (a linter's "all files valid")."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
 def info(message: str) -> None:
     log.info("%s", message)
 

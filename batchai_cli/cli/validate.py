@@ -48,7 +48,10 @@ def _check(app, kind: str, files: tuple[str, ...], strict: bool):
             f"{'is' if invalid == 1 else 'are'} not valid ({errors} error{plural})."
         )
         return Outcome(rows if app.globals.output else None, 1)
-    terminal.info(f"{len(files)} {kind} file{'s' if len(files) != 1 else ''} valid.")
+    if not quiet:
+        warned = len(rows)
+        also = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
+        terminal.summary(f"{len(files)} {kind} file{'s' if len(files) != 1 else ''} valid{also}.")
     # Without -o the problems on stderr are the whole answer; stdout stays empty.
     return rows if app.globals.output else None
 

@@ -162,12 +162,55 @@ def job_rules(properties: dict, base: tuple) -> list[Issue]:
                 f"at most nodeCount ({node_count}) parameter servers, got {servers}",
             )
         )
+    issues += directory_references(properties, base)
     constraints = properties.get("constraints")
     limit = constraints.get("maxWallClockTime") if isinstance(constraints, dict) else None
     if isinstance(limit, str):
         duration = parse_duration(limit)
         if duration is not None and duration <= timedelta(0):
             issues.append(Issue((*base, "constraints", "maxWallClockTime"), "must be longer than zero"))
+    return issues
+
+
+_DIRECTORY_VARIABLE = re.compile(r"\$\{?AZ_BATCHAI_(INPUT|OUTPUT)_([A-Za-z0-9_]+)\}?")
+
+
+def directory_references(properties: dict, base: tuple) -> list[Issue]:
+    """Warnings for $AZ_BATCHAI_INPUT_<ID> and $AZ_BATCHAI_OUTPUT_<ID> that no input or output
+    directory defines: the variable is unset on the node, so the path it starts is wrong."""
+    defined = {}
+    for kind, field in (("INPUT", "inputDirectories"), ("OUTPUT", "outputDirectories")):
+        entries = properties.get(field)
+        defined[kind] = {
+            e["id"]
+            for e in (entries if isinstance(entries, list) else [])
+            if isinstance(e, dict) and isinstance(e.get("id"), str)
+        }
+    issues: list[Issue] = []
+
+    def visit(node, path: tuple) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                visit(value, (*path, key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                visit(value, (*path, index))
+        elif isinstance(node, str):
+            for kind, directory_id in dict.fromkeys(_DIRECTORY_VARIABLE.findall(node)):
+                if directory_id in defined[kind]:
+                    continue
+                field = "inputDirectories" if kind == "INPUT" else "outputDirectories"
+                known = ", ".join(sorted(defined[kind])) or "none"
+                issues.append(
+                    Issue(
+                        path,
+                        f"$AZ_BATCHAI_{kind}_{directory_id} is used, but no {field} entry has the id "
+                        f'"{directory_id}" (ids: {known}), so it is unset on the node',
+                        "warning",
+                    )
+                )
+
+    visit(properties, base)
     return issues
 
 

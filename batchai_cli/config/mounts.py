@@ -19,14 +19,17 @@ from batchai_cli.config.checks import ACCOUNT_PLACEHOLDER, KEY_PLACEHOLDER
 from batchai_cli.config.issues import Issue
 from batchai_cli.errors import BatchAIError
 
+# az's first sentence is kept (scripts grep it); the rest says what works here, as batchai has no
+# az configuration file.
+WAYS_TO_CONFIGURE = (
+    "batchai has no az configuration file: give --storage-account-name NAME --storage-account-key KEY, "
+    "set AZURE_BATCHAI_STORAGE_ACCOUNT and AZURE_BATCHAI_STORAGE_KEY, or set AZURE_STORAGE_CONNECTION_STRING "
+    "(its AccountName and AccountKey are used when nothing more specific is given)."
+)
 MSG_CONFIGURE_ACCOUNT = (
-    "Please configure Azure Storage account name via AZURE_BATCHAI_STORAGE_ACCOUNT or provide storage_account "
-    "value in batchai section of your az configuration file."
+    f"Please configure Azure Storage account name via AZURE_BATCHAI_STORAGE_ACCOUNT. {WAYS_TO_CONFIGURE}"
 )
-MSG_CONFIGURE_KEY = (
-    "Please configure Azure Storage account key via AZURE_BATCHAI_STORAGE_KEY or provide storage_key value in "
-    "batchai section of your az configuration file."
-)
+MSG_CONFIGURE_KEY = f"Please configure Azure Storage account key via AZURE_BATCHAI_STORAGE_KEY. {WAYS_TO_CONFIGURE}"
 MSG_BLOB_NO_ACCOUNT = (
     "Ill-formed Azure Blob File System reference in the configuration file - no account name provided."
 )
@@ -41,24 +44,51 @@ class Storage:
     key: str = ""
     issues: list[Issue] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
+    summary: str = ""  # the message of the whole failure, when a missing account or key is the cause
 
     def key_for(self, account: str) -> str:
         return self.key if account and account == self.name else ""
 
 
 def effective_storage(name: str | None, key: str | None, env: Mapping[str, str]) -> Storage:
-    """Options first, then AZURE_BATCHAI_STORAGE_ACCOUNT/KEY (az ignored AZURE_STORAGE_*, and so does this).
+    """Options first, then AZURE_BATCHAI_STORAGE_ACCOUNT/KEY, then AZURE_STORAGE_CONNECTION_STRING's
+    AccountName/AccountKey (az ignored AZURE_STORAGE_*; batchai's storage commands use the
+    connection string, so the placeholders are filled from it too when nothing more specific is given).
 
     Where az looked the key of --storage-account-name up through ARM, batchai takes
-    AZURE_BATCHAI_STORAGE_KEY when it belongs to that account (the variable's account is the same or unset).
+    AZURE_BATCHAI_STORAGE_KEY when it belongs to that account (the variable's account is the same or
+    unset), else the connection string's key when the string names that account.
     """
     env_name = env.get("AZURE_BATCHAI_STORAGE_ACCOUNT", "") or ""
     env_key = env.get("AZURE_BATCHAI_STORAGE_KEY", "") or ""
+    conn_name, conn_key = _connection_string_account(env)
     if name:
         if key:
             return Storage(name, key)
-        return Storage(name, env_key if env_name in ("", name) else "")
-    return Storage(env_name, env_key)
+        if env_key and env_name in ("", name):
+            return Storage(name, env_key)
+        return Storage(name, conn_key if conn_name == name else "")
+    if env_name:
+        return Storage(env_name, env_key or (conn_key if conn_name == env_name else ""))
+    if env_key:  # a key without its account: az's behaviour, the name is asked for
+        return Storage("", env_key)
+    return Storage(conn_name, conn_key)
+
+
+def _connection_string_account(env: Mapping[str, str]) -> tuple[str, str]:
+    """(AccountName, AccountKey) of AZURE_STORAGE_CONNECTION_STRING, ("", "") without one; a string
+    that does not parse is reported by the command that uses it for storage, not here."""
+    text = env.get("AZURE_STORAGE_CONNECTION_STRING") or ""
+    if not text:
+        return "", ""
+    from batchai_cli.errors import UsageError
+    from batchai_cli.storage.credentials import parse_connection_string
+
+    try:
+        credentials = parse_connection_string(text, source="AZURE_STORAGE_CONNECTION_STRING")
+    except UsageError:
+        return "", ""
+    return credentials.account_name or "", credentials.account_key or ""
 
 
 def patch_mount_volumes(volumes: dict, storage: Storage, path: tuple) -> dict:
@@ -96,11 +126,34 @@ def patch_mount_volumes(volumes: dict, storage: Storage, path: tuple) -> dict:
             storage.issues.append(Issue((*where, "accountName"), MSG_BLOB_NO_ACCOUNT, anchor="parent"))
             continue
         _patch_credentials(container, storage, where, need_key)
+    # One problem per missing thing, located where it is first needed and naming the other places.
     if need_account and not storage.name:
-        storage.issues += [Issue(where, MSG_CONFIGURE_ACCOUNT) for where in need_account]
+        storage.issues.append(_needed("The storage account name", ACCOUNT_PLACEHOLDER, need_account))
+        storage.summary = MSG_CONFIGURE_ACCOUNT
     elif need_key and not storage.key:
-        storage.issues += [Issue(where, MSG_CONFIGURE_KEY) for where in need_key]
+        storage.issues.append(_needed(f'The key of storage account "{storage.name}"', KEY_PLACEHOLDER, need_key))
+        storage.summary = MSG_CONFIGURE_KEY
     return volumes
+
+
+def _needed(what: str, placeholder: str, places: list[tuple]) -> Issue:
+    """One problem for a missing account name or key, at the first mount that needs it (a field
+    filled in by batchai may not be in the file), naming every mount that needs it."""
+    mounts = list(dict.fromkeys(_mount_of(place) for place in places))
+    names = [f"{place[-2]}[{place[-1]}]" for place in mounts]
+    return Issue(
+        mounts[0],
+        f"{what} ({placeholder}) is not configured; "
+        + (f"{len(names)} mounts need it: {', '.join(names)}." if len(names) > 1 else f"{names[0]} needs it."),
+    )
+
+
+def _mount_of(place: tuple) -> tuple:
+    """The path of the mount (azureFileShares[i] or azureBlobFileSystems[i]) that `place` is in."""
+    for index, part in enumerate(place):
+        if part in ("azureFileShares", "azureBlobFileSystems") and index + 1 < len(place):
+            return place[: index + 2]
+    return place
 
 
 def _patch_credentials(entry: dict, storage: Storage, where: tuple, need_key: list) -> None:
@@ -122,7 +175,9 @@ def _patch_credentials(entry: dict, storage: Storage, where: tuple, need_key: li
         if key:
             entry["credentials"] = {"accountKey": key}
             return
-        # az fetched this key through ARM; there is no ARM here.
+        # az fetched this key through ARM; there is no ARM here. One problem per account.
+        if any(f'"{account}"' in hint for hint in storage.hints):
+            return
         storage.issues.append(Issue((*where, "accountName"), MSG_CONFIGURE_KEY))
         storage.hints.append(
             f'The file mounts storage account "{account}" without its key, and batchai cannot look keys up in Azure '

@@ -60,7 +60,8 @@ class RequestBuilder:
             return
         holder[volumes_path[-1]] = mounts.patch_mount_volumes(holder[volumes_path[-1]], storage, volumes_path)
         if storage.issues:
-            raise self.invalid(storage.issues, hint=storage.hints[0] if storage.hints else None)
+            hint = storage.hints[0] if storage.hints else None
+            raise self.invalid(storage.issues, hint=hint, summary=storage.summary or None)
 
     def add_option_mounts(self, volumes_path: tuple, storage: mounts.Storage, **options) -> None:
         holder = self._holder(volumes_path[:-1])

@@ -232,7 +232,7 @@ class Runner:
     def finish(self, exit_code: int | None, errors: list[dict], *, started: str | None) -> None:
         ended = state.now_iso()
         succeeded = exit_code == 0 and not errors
-        if exit_code not in (None, 0):
+        if exit_code not in (None, 0) and not any(e["code"] == "JobTerminated" for e in errors):  # one says it
             errors.insert(0, batchai_error("JobFailed", "Job failed with non-zero exit code"))
 
         def change(body: dict, _run: dict) -> dict:

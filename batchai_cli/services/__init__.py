@@ -53,14 +53,35 @@ def complete_names(kind: str, params: dict) -> list[str]:
         if not (group and workspace):
             return []
         parent = ids.workspace_id(sub, group, workspace)
-        if kind == "job":
+        if kind in ("job", "output_directory", "job_file"):
             experiment = params.get("experiment") or settings.get_default("experiment")
             if not experiment:
                 return []
             parent = parent.child("experiment", experiment)
+        if kind in ("output_directory", "job_file"):
+            return _job_completions(Session(state, sub), parent.child("job", params.get("name") or ""), kind, params)
         return state.names(kind, parent=parent)
     finally:
         state.close()
+
+
+def _job_completions(session: Session, job, kind: str, params: dict) -> list[str]:
+    """`-d`: stdouterr and the job's output directory ids; `-f`: the names of the files in the
+    directory that -d and -p name (read from storage, as `job file list` does)."""
+    from batchai_cli.services import files
+
+    body = session.state.get(job) if job.name else None
+    if body is None:
+        return []
+    if kind == "output_directory":
+        return [files.STDOUTERR, *(o["id"] for o in body.get("outputDirectories") or [])]
+    listed = files.list_files(
+        session,
+        job,
+        output_directory_id=params.get("output_directory_id") or files.STDOUTERR,
+        path=params.get("path") or ".",
+    )
+    return [item["name"] for item in listed if item["fileType"] == "file"]
 
 
 def _workspaces_with_groups(state: State, subscription: str) -> list[dict]:

@@ -46,7 +46,7 @@ def create_cluster(session: Session, rid: ResourceId, *, config_file: str | None
 
     workspace = session.state.get(rid.parent)
     if workspace is None:
-        raise not_found(rid.parent)
+        raise not_found(rid.parent, session)
     if session.state.get(rid) is not None:
         raise _exists(rid)
     request, warnings = build_cluster_request(config_file, **options)
@@ -78,7 +78,7 @@ def create_cluster(session: Session, rid: ResourceId, *, config_file: str | None
     except state.DuplicateResource:
         raise _exists(rid) from None
     except state.MissingParent:
-        raise not_found(rid.parent) from None
+        raise not_found(rid.parent, session) from None
     _set_up_new_nodes(session, rid)
     return get_cluster(session, rid)
 
@@ -287,7 +287,7 @@ def slurm_nodes(body: dict, names: list[str] | None = None) -> list[dict]:
 def get_cluster(session: Session, rid: ResourceId) -> dict:
     body = session.state.get(rid)
     if body is None:
-        raise not_found(rid)
+        raise not_found(rid, session)
     from batchai_cli.services.jobs import reconcile_cluster
 
     runs = reconcile_cluster(session, rid)
@@ -296,7 +296,7 @@ def get_cluster(session: Session, rid: ResourceId) -> dict:
 
 def list_clusters(session: Session, workspace: ResourceId) -> list[dict]:
     if session.state.get(workspace) is None:
-        raise not_found(workspace)
+        raise not_found(workspace, session)
     return [get_cluster(session, ids.parse(body["id"])) for body in session.state.list("cluster", parent=workspace)]
 
 
@@ -309,7 +309,7 @@ def _rescale(session: Session, rid: ResourceId, scale: dict) -> dict:
     try:
         body = session.state.update(rid, change)
     except state.MissingResource:
-        raise not_found(rid) from None
+        raise not_found(rid, session) from None
     if is_slurm(body):
         log.warning(
             'Cluster "%s" runs on Slurm: its scale settings are kept, but the partition\'s nodes decide '
@@ -366,7 +366,7 @@ def _stop_setup(session: Session, rid: ResourceId) -> None:
 def delete_cluster(session: Session, rid: ResourceId) -> None:
     """Delete a cluster. Jobs still queued or running on it are terminated first, as the service did."""
     if session.state.get(rid) is None:
-        raise not_found(rid)
+        raise not_found(rid, session)
     from batchai_cli.services.jobs import terminate_jobs_on_cluster
 
     terminate_jobs_on_cluster(session, rid, reason="The cluster the job ran on was deleted.")
@@ -374,7 +374,7 @@ def delete_cluster(session: Session, rid: ResourceId) -> None:
     try:
         session.state.delete(rid)
     except state.MissingResource:
-        raise not_found(rid) from None
+        raise not_found(rid, session) from None
     except state.HasChildren:  # pragma: no cover - clusters have no children
         raise InvalidState(f'The cluster "{rid.name}" cannot be deleted now.') from None
 

@@ -27,7 +27,7 @@ def create_experiment(session: Session, rid: ResourceId) -> dict:
     try:
         return session.state.create(rid, body)
     except state.MissingParent:
-        raise not_found(rid.parent) from None
+        raise not_found(rid.parent, session) from None
     except state.DuplicateResource:
         raise AlreadyExists(
             f'An experiment named "{rid.name}" already exists in workspace "{rid.get("workspace")}" '
@@ -39,13 +39,13 @@ def create_experiment(session: Session, rid: ResourceId) -> dict:
 def get_experiment(session: Session, rid: ResourceId) -> dict:
     body = session.state.get(rid)
     if body is None:
-        raise not_found(rid)
+        raise not_found(rid, session)
     return body
 
 
 def list_experiments(session: Session, workspace: ResourceId) -> list[dict]:
     if session.state.get(workspace) is None:
-        raise not_found(workspace)
+        raise not_found(workspace, session)
     return session.state.list("experiment", parent=workspace)
 
 
@@ -54,7 +54,7 @@ def delete_experiment(session: Session, rid: ResourceId) -> None:
     try:
         session.state.delete(rid, recursive=True)
     except state.MissingResource:
-        raise not_found(rid) from None
+        raise not_found(rid, session) from None
 
 
 __all__ = ["NotFound", "create_experiment", "delete_experiment", "experiment_ref", "get_experiment", "list_experiments"]

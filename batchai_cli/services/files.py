@@ -217,17 +217,45 @@ class Text(NamedTuple):
     offset: int
 
 
-def main_log_name(properties: dict) -> str:
-    """The stdout file of the job's first process: stdout.txt, or stdout-wk-0.txt for toolkits
-    that run one process per node."""
+def _launches(properties: dict) -> list:
+    """Every process the job starts, over all its nodes (toolkits.plan for each task)."""
     from batchai_cli.agent import toolkits
 
+    nodes = int(properties.get("nodeCount") or 1)
+    cluster = toolkits.Cluster(["node"] * nodes, list(range(20000, 20100)))
+    return [launch for task in range(nodes) for launch in toolkits.plan(properties, task, cluster)]
+
+
+def main_log_name(properties: dict) -> str:
+    """The stdout file of the job's main process: stdout.txt, or stdout-wk-0.txt for toolkits that
+    run one process per node (TensorFlow's master worker, not a parameter server)."""
     try:
-        nodes = int(properties.get("nodeCount") or 1)
-        launches = toolkits.plan(properties, 0, toolkits.Cluster(["node"] * nodes, list(range(20000, 20100))))
-        return launches[0].stdout if launches else "stdout.txt"
+        launches = _launches(properties)
     except Exception:  # an unusual job file must not stop the job from being followed
         return "stdout.txt"
+    main = [launch for launch in launches if launch.role == "master"] or [
+        launch for launch in launches if launch.role != "ps"
+    ]
+    return main[0].stdout if main else "stdout.txt"
+
+
+def similar_names(name: str, names: list[str]) -> list[str]:
+    """The names a user asking for `name` more likely meant: the same stem with a suffix
+    (stdout.txt -> stdout-wk-0.txt, stdout-job_prep.txt -> stdout-job_prep-<node>.txt), else close ones."""
+    import difflib
+
+    stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+    prefixed = [
+        n
+        for n in names
+        if n != name
+        and n.startswith(stem + "-")
+        and n.endswith(dot + ext)
+        and ("job_prep" in n) == ("job_prep" in name)  # stdout.txt is not a preparation's log
+    ]
+    # Workers before parameter servers: worker 0 is the master.
+    prefixed.sort(key=lambda n: ("-ps-" in n, n))
+    return prefixed or difflib.get_close_matches(name, names, n=3, cutoff=0.75)
 
 
 class FileStream:
@@ -316,12 +344,12 @@ class FileStream:
                 break
             except FileNotFoundError:
                 if job["executionState"] in TERMINAL:
-                    yield "missing", self.name
+                    yield "missing", {"name": self.name, "similar": self._similar(self._present())}
                     yield "end", job
                     return
                 if not announced:
                     announced = True
-                    yield "waiting", self.name
+                    yield "waiting", {"name": self.name, "similar": self._similar(self._expected())}
                 time.sleep(delay)
                 delay = min(delay * 1.5, self.max_poll)
         if entry.is_dir:
@@ -330,6 +358,28 @@ class FileStream:
             self.offset = self._retrying(lambda: tail_offset(store, self.key, entry.size, self.tail))
         yield "found", {"url": store.url(self.key), "offset": self.offset}
         yield from self._follow(store)
+
+    def _present(self) -> list[str]:
+        """The names of the files in the streamed file's folder now."""
+        folder = self.key.rpartition("/")[0]
+        try:
+            return [e.name for e in self.directory.store.list_dir(folder) if not e.is_dir]
+        except (FileNotFoundError, NotADirectoryError, StorageError, OSError):
+            return []
+
+    def _expected(self) -> list[str]:
+        """The log files the job's processes will write (in its stdouterr folder)."""
+        if self.directory.key.rstrip("/").rsplit("/", 1)[-1] != STDOUTERR or "/" in self.name:
+            return []
+        try:
+            properties = self.session.state.get_private(self.rid).get("properties") or {}
+            return sorted({name for launch in _launches(properties) for name in (launch.stdout, launch.stderr)})
+        except Exception:  # a suggestion must never stop the stream
+            return []
+
+    def _similar(self, names: list[str]) -> list[str]:
+        base = self.name.rsplit("/", 1)[-1]
+        return [] if base in names else similar_names(base, names)
 
     def _follow(self, store: Store) -> Iterator[tuple[str, Any]]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

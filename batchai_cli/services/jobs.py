@@ -54,9 +54,10 @@ def create_job(
     afs_name, bfs_name, nfs_id...).
     """
     from batchai_cli.config import build_job_request, format_problem, tool_type
+    from batchai_cli.storage import paths
 
     if session.state.get(rid.parent) is None:
-        raise not_found(rid.parent)
+        raise not_found(rid.parent, session)
     if session.state.get(rid) is not None:
         raise _exists()
     request, warnings = build_job_request(
@@ -69,9 +70,12 @@ def create_job(
     cluster_rid = ids.parse(properties["cluster"]["id"], expect="cluster")
     cluster_body = session.state.get(cluster_rid)
     if cluster_body is None:
-        raise not_found(cluster_rid)
+        raise not_found(cluster_rid, session)
     properties["cluster"] = {"id": cluster_body["id"]}
     _check_fits(properties, cluster_rid, cluster_body)
+    cluster_properties = session.state.get_private(cluster_rid).get("properties")
+    for line in paths.check_endpoints(paths.job_volumes(properties, cluster_properties)):
+        log.info("Storage endpoint of %s", line)
     options = {"container": _container(properties, no_container)}
     stamp = state.now_iso()
     segment = (
@@ -92,6 +96,8 @@ def create_job(
         "toolType": tool_type(properties),
         "type": rid.type,
     }
+    if no_container and properties.get("containerSettings"):
+        body["noContainer"] = True  # containerSettings are kept as the file had them; they were not used
     try:
         session.state.create_job(
             rid,
@@ -104,7 +110,7 @@ def create_job(
     except state.DuplicateResource:
         raise _exists() from None
     except state.MissingParent:
-        raise not_found(rid.parent) from None
+        raise not_found(rid.parent, session) from None
     _start_runner(session, rid)
     return get_job(session, rid)
 
@@ -314,7 +320,7 @@ def wake_queue(session: Session, cluster_rid: ResourceId) -> None:
 def get_job(session: Session, rid: ResourceId) -> dict:
     body = session.state.get(rid)
     if body is None:
-        raise not_found(rid)
+        raise not_found(rid, session)
     run = session.state.get_run(rid.key)
     if run and run["phase"] in state.ACTIVE_PHASES and not _reconcile(session, [run]):
         body = session.state.get(rid)
@@ -333,7 +339,7 @@ def present(body: dict) -> dict:
 
 def list_jobs(session: Session, experiment: ResourceId) -> list[dict]:
     if session.state.get(experiment) is None:
-        raise not_found(experiment)
+        raise not_found(experiment, session)
     return [get_job(session, ids.parse(body["id"])) for body in session.state.list("job", parent=experiment)]
 
 
@@ -389,7 +395,7 @@ def delete_job(session: Session, rid: ResourceId) -> None:
     try:
         session.state.delete(rid)
     except state.MissingResource:
-        raise not_found(rid) from None
+        raise not_found(rid, session) from None
     except state.HasChildren:  # pragma: no cover - jobs have no children
         raise InvalidState(f'The job "{rid.name}" cannot be deleted now.') from None
 

@@ -21,8 +21,17 @@ def workspace_ref(session: Session, resource_group: str, name: str) -> ResourceI
     return ids.workspace_id(session.subscription, resource_group, name)
 
 
-def not_found(rid: ResourceId) -> NotFound:
-    """The error for a missing resource of any kind, naming where it was looked for."""
+def not_found(rid: ResourceId, session: Session | None = None) -> NotFound:
+    """The error for a missing resource of any kind, naming where it was looked for. With the
+    session, about the first level that is missing (the workspace, when an experiment's job is
+    asked for in a workspace that does not exist)."""
+    if session is not None:
+        level = rid
+        while level.parent is not None:
+            if session.state.get(level.parent) is not None:
+                break
+            level = level.parent
+        rid = level
     group = f'resource group "{rid.resource_group}"'
     parents = rid.names[:-1]
     where = " in ".join(f'{kind} "{name}"' for kind, name in reversed(parents))
@@ -65,7 +74,7 @@ def create_workspace(session: Session, resource_group: str, name: str, *, locati
 def get_workspace(session: Session, rid: ResourceId) -> dict:
     body = session.state.get(rid)
     if body is None:
-        raise not_found(rid)
+        raise not_found(rid, session)
     return body
 
 
@@ -81,7 +90,7 @@ def delete_workspace(session: Session, rid: ResourceId, *, force: bool = False) 
     try:
         session.state.delete(rid, recursive=force)
     except state.MissingResource:
-        raise not_found(rid) from None
+        raise not_found(rid, session) from None
     except state.HasChildren as exc:
         held = ", ".join(f'{kind} "{name}"' for kind, name in exc.children)
         raise InvalidState(

@@ -114,9 +114,20 @@ class AzureStore(Store):
         expiry = datetime.now(timezone.utc) + timedelta(minutes=expiry_minutes)
         return f"{url}?{self._sign_sas(self._name(path), expiry)}"
 
+    def sign_sas(self, path: str, *, permissions: str, expiry: datetime) -> str:
+        """A SAS query for the blob or file at `path` with `permissions` (az's letters: r, a, c, w,
+        d, l...) until `expiry`, signed with the account key. StorageError without a key."""
+        if self.credentials.kind != "key":
+            raise StorageError(
+                "Generating a SAS needs the account key.",
+                hint="Give --account-key or a connection string with AccountKey.",
+            )
+        return self._sign_sas(self._name(clean_path(path)), expiry, permissions)
+
     @abstractmethod
-    def _sign_sas(self, name: str, expiry: datetime) -> str:
-        """A read-only (sp=rl) SAS query for the blob or file `name`, signed with the account key."""
+    def _sign_sas(self, name: str, expiry: datetime, permission: str = "rl") -> str:
+        """A SAS query for the blob or file `name` (read-only, sp=rl, unless `permission` says
+        otherwise), signed with the account key."""
 
     def close(self) -> None:
         self.client.close()

@@ -419,7 +419,7 @@ class BlobStore(AzureStore):
         if response.status not in (202, 404):
             raise self._error(response, path)
 
-    def _sign_sas(self, name: str, expiry: datetime) -> str:
+    def _sign_sas(self, name: str, expiry: datetime, permission: str = "rl") -> str:
         from azure.storage.blob import generate_blob_sas
 
         return generate_blob_sas(
@@ -427,7 +427,7 @@ class BlobStore(AzureStore):
             container_name=self.root,
             blob_name=name,
             account_key=self.credentials.account_key,
-            permission="rl",
+            permission=permission,
             expiry=expiry,
         )
 

@@ -248,6 +248,24 @@ def resolve_credentials(
     return StorageCredentials(account_name=name)
 
 
+NO_CREDENTIALS_HINT = (
+    "Give one of: --account-key (or AZURE_STORAGE_KEY) with --account-name, --sas-token (or AZURE_STORAGE_SAS_TOKEN, "
+    "or a SAS in the URL), --connection-string (or AZURE_STORAGE_CONNECTION_STRING), or --auth-mode login. "
+    "For a public container, --anonymous."
+)
+
+
+def require_credentials(credentials: StorageCredentials, location: str, *, anonymous: bool = False):
+    """`credentials`, unless they are none at all for `location` (no key, SAS, login, nor a SAS in
+    the URL) and anonymous access was not asked for: then UsageError naming the ways to give them.
+    Unsigned requests to a private account fail only after retries, at the public host."""
+    if anonymous or credentials.kind != "anonymous" or "sig=" in location.partition("?")[2]:
+        return credentials
+    account = credentials.account_name or _account_from_endpoint(credentials)
+    where = f"storage account '{account}'" if account else "the storage account"
+    raise UsageError(f"No credentials for {where}.", hint=NO_CREDENTIALS_HINT)
+
+
 def _env_connection_string(env: Mapping[str, str], account_name: str | None) -> StorageCredentials | None:
     value = env.get("AZURE_STORAGE_CONNECTION_STRING")
     if not value:

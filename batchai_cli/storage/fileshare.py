@@ -364,7 +364,7 @@ class FileShareStore(AzureStore):
                     self._check(response, entry.path)
         self._check(self.client.request("DELETE", self._path(path), query=[("restype", "directory")]), path)
 
-    def _sign_sas(self, name: str, expiry: datetime) -> str:
+    def _sign_sas(self, name: str, expiry: datetime, permission: str = "rl") -> str:
         from azure.storage.fileshare import generate_file_sas
 
         return generate_file_sas(
@@ -372,7 +372,7 @@ class FileShareStore(AzureStore):
             share_name=self.root,
             file_path=name.split("/"),
             account_key=self.credentials.account_key,
-            permission="rl",
+            permission=permission,
             expiry=expiry,
         )
 

@@ -83,6 +83,53 @@ def volume_credentials(account: str | None, key: str | None, env: Mapping[str, s
     )
 
 
+def volume_endpoint(volume: Volume, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(the endpoint an Azure volume's account is reached at, where it comes from): the connection
+    string's BlobEndpoint/FileEndpoint when it names the account, else Azure's public default.
+
+    BatchAIError when the public default cannot be meant: the connection string names the account
+    with the other service's endpoint only (an Azurite string used for a File share), or the account
+    is the emulators' devstoreaccount1, which has no public endpoint. Without this check such a job
+    failed on its node, half a minute later, with a host name that does not resolve.
+    """
+    from batchai_cli.storage.credentials import AZURITE_ACCOUNT
+
+    service, name = ("file", "FileEndpoint") if volume.kind == "azureFileShare" else ("blob", "BlobEndpoint")
+    account = volume.reference.get("accountName") or ""
+    credentials = volume_credentials(account, (volume.reference.get("credentials") or {}).get("accountKey"), env)
+    given = credentials.file_endpoint if service == "file" else credentials.blob_endpoint
+    if given:
+        return given.rstrip("/"), f"{name} of AZURE_STORAGE_CONNECTION_STRING"
+    public = f"{credentials.protocol}://{account}.{service}.{credentials.endpoint_suffix}"
+    other = credentials.blob_endpoint if service == "file" else credentials.file_endpoint
+    what = "Azure File share" if service == "file" else "blob container"
+    if other or account == AZURITE_ACCOUNT:
+        because = (
+            f"AZURE_STORAGE_CONNECTION_STRING names it with {'BlobEndpoint' if service == 'file' else 'FileEndpoint'}"
+            f" but no {name}"
+            if other
+            else "that is the emulators' account, which has no public endpoint"
+        )
+        raise BatchAIError(
+            f'The {what} at {volume.shown_as} is on storage account "{account}", and {because}: it would be '
+            f"reached at the public {public}, which cannot be meant.",
+            hint=f"Add {name}=<its URL> to AZURE_STORAGE_CONNECTION_STRING (`batchai emulators start` prints one "
+            "naming both emulators).",
+        )
+    return public, "the public default"
+
+
+def check_endpoints(volumes: list[Volume], env: Mapping[str, str] | None = None) -> list[str]:
+    """One line per Azure volume saying which endpoint it uses and why; BatchAIError as
+    volume_endpoint() raises it, for the first volume that has no usable endpoint."""
+    lines = []
+    for volume in volumes:
+        if volume.remote:
+            endpoint, source = volume_endpoint(volume, env)
+            lines.append(f"{volume.shown_as}: {endpoint} ({source})")
+    return lines
+
+
 _KINDS = {
     "azureFileShares": "azureFileShare",
     "azureBlobFileSystems": "azureBlob",

@@ -83,5 +83,5 @@ def test_missing_workspace_option_hints_at_defaults(batchai):
     assert result.code == 2
     assert result.err == (
         "ERROR: the following arguments are required: --workspace/-w "
-        "Or set a default: batchai configure --defaults workspace=<name>.\n"
+        "(or set a default: batchai configure --defaults workspace=<name>).\n"
     )

@@ -34,9 +34,11 @@ def files(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_a_valid_file_says_nothing_and_exits_0(batchai, files):
+def test_a_valid_file_is_one_line_on_stderr_and_exits_0(batchai, files):
     result = batchai("validate", "job", "good.json")
-    assert (result.code, result.out, result.err) == (0, "", "")
+    assert (result.code, result.out, result.err) == (0, "", "1 job file valid.\n")
+    quiet = batchai("validate", "job", "good.json", "--only-show-errors")
+    assert (quiet.code, quiet.out, quiet.err) == (0, "", "")
 
 
 def test_problems_are_printed_like_compiler_messages(batchai, files):

@@ -102,7 +102,8 @@ def test_name_or_ids_required(batchai):
     result = batchai("workspace", "show", "-n", "ws")
     assert result.code == 2
     assert result.err == (
-        "ERROR: (--resource-group | --ids) are required Or set a default: batchai configure --defaults group=<name>.\n"
+        "ERROR: (--resource-group | --ids) are required (or set a default: batchai configure --defaults "
+        "group=<name>).\n"
     )
 
 

@@ -102,17 +102,42 @@ def test_options_win_over_the_environment(tmp_path):
     assert shares(request)[0]["credentials"] == {"accountKey": "b3RoZXI="}
 
 
-def test_no_account_anywhere_gives_az_message_at_each_place_that_needs_it(tmp_path):
+def test_no_account_anywhere_is_one_problem_naming_every_mount_that_needs_it(tmp_path):
     with pytest.raises(InvalidConfig) as caught:
         build(tmp_path, env={})
     error = caught.value
     assert error.message == MSG_CONFIGURE_ACCOUNT
-    assert [(p.json_path, p.line) for p in error.problems] == [
-        ("$.properties.mountVolumes.azureFileShares[0].azureFileUrl", line_of(RECIPE, '"azureFileUrl"')),
-        ("$.properties.mountVolumes.azureBlobFileSystems[0].accountName", line_of(RECIPE, '"accountName"')),
-        # derived from azureFileUrl: not in the file, so no line
-        ("$.properties.mountVolumes.azureFileShares[0].accountName", None),
+    # az's first sentence, which scripts grep, then what works here (there is no az configuration file).
+    assert error.message == (
+        "Please configure Azure Storage account name via AZURE_BATCHAI_STORAGE_ACCOUNT. batchai has no az "
+        "configuration file: give --storage-account-name NAME --storage-account-key KEY, set "
+        "AZURE_BATCHAI_STORAGE_ACCOUNT and AZURE_BATCHAI_STORAGE_KEY, or set AZURE_STORAGE_CONNECTION_STRING (its "
+        "AccountName and AccountKey are used when nothing more specific is given)."
+    )
+    assert [(p.json_path, p.line, p.message) for p in error.problems] == [
+        (
+            "$.properties.mountVolumes.azureFileShares[0]",
+            line_of(RECIPE, '"azureFileUrl"') - 1,
+            "The storage account name (<AZURE_BATCHAI_STORAGE_ACCOUNT>) is not configured; 2 mounts need it: "
+            "azureFileShares[0], azureBlobFileSystems[0].",
+        )
     ]
+
+
+def test_the_connection_string_fills_the_placeholders_when_nothing_more_specific_is_given(tmp_path):
+    connection = "DefaultEndpointsProtocol=http;AccountName=fromconn;AccountKey=Y29ubg==;FileEndpoint=http://x/y"
+    request, _ = build(tmp_path, env={"AZURE_STORAGE_CONNECTION_STRING": connection})
+    assert shares(request)[0]["accountName"] == "fromconn"
+    assert shares(request)[0]["credentials"] == {"accountKey": "Y29ubg=="}
+    # More specific: the environment's account and key, then the options.
+    request, _ = build(tmp_path, env={**ENV, "AZURE_STORAGE_CONNECTION_STRING": connection})
+    assert shares(request)[0]["accountName"] == "mystorage"
+    with pytest.raises(InvalidConfig):  # the string's key is another account's
+        build(tmp_path, env={"AZURE_STORAGE_CONNECTION_STRING": connection}, storage_account_name="other")
+    # The string's key serves the account named elsewhere when the string names that account.
+    env = {"AZURE_BATCHAI_STORAGE_ACCOUNT": "fromconn", "AZURE_STORAGE_CONNECTION_STRING": connection}
+    request, _ = build(tmp_path, env=env)
+    assert shares(request)[0]["credentials"] == {"accountKey": "Y29ubg=="}
 
 
 def test_account_without_key_gives_az_key_message(tmp_path):

@@ -22,7 +22,7 @@ def old_job(version, **properties):
         "$schema": OFFICIAL.format(version, "job"),
         "properties": {
             "nodeCount": 1,
-            "tensorFlowSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPT/train.py"},
+            "tensorFlowSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_MOUNT_ROOT/external/train.py"},
             "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external",
             **properties,
         },
@@ -45,7 +45,7 @@ def test_2017_job_fields_are_upgraded_with_notes(tmp_path):
     assert document.warnings == []
     assert document.properties == {
         "nodeCount": 1,
-        "tensorFlowSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPT/train.py"},
+        "tensorFlowSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_MOUNT_ROOT/external/train.py"},
         "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external",
         "schedulingPriority": "low",
         "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/x"}],

@@ -55,18 +55,16 @@ def test_a_file_that_never_appears_on_a_failing_job(lab, tmp_path):
     out = tmp_path / "out"
     lab.submit("bad", custom("sleep 0.5; exit 3", out))
     result = stream(lab, "bad", "-f", "model.log")
-    assert result.code == 0
+    assert result.code == 3  # not found: the file never appeared
     assert result.out == ""
     assert result.err == (
         'WARNING: The file "model.log" not found. Waiting for the job to generate it.\n'
-        'WARNING: The file "model.log" not found for the completed job.\n'
+        'ERROR: The file "model.log" not found for the completed job. List its files with `batchai job file '
+        "list`.\n"
     )
     waited = stream(lab, "bad", "-f", "model.log", "--wait")
     assert waited.code == 3
-    assert waited.err.startswith(
-        'WARNING: The file "model.log" not found for the completed job.\n'
-        'WARNING: The job "bad" in resource group "rg" failed.\n'
-    )
+    assert waited.err.startswith('ERROR: The file "model.log" not found for the completed job.')
 
 
 def test_wait_exits_with_the_jobs_exit_code(lab, tmp_path):

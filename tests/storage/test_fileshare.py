@@ -1,4 +1,4 @@
-"""The Store contract on Azure Files (the emulator in tests/azfiles_emulator), plus what only Files does."""
+"""The Store contract on Azure Files (the emulator in batchai_cli/emulators/azfiles), plus what only Files does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run the emulator in the foreground: python -m tests.azfiles_emulator --root DIR [--port N].
+"""Run the emulator in the foreground: python -m batchai_cli.emulators.azfiles --root DIR [--port N].
 
 Prints the connection string on one line, then serves until SIGTERM or Ctrl-C.
 """
@@ -14,7 +14,7 @@ from .server import DEFAULT_ACCOUNT, DEFAULT_KEY, AzureFilesEmulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.azfiles_emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m batchai_cli.emulators.azfiles", description=__doc__)
     parser.add_argument("--root", required=True, type=Path, help="folder holding the shares")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

@@ -1,6 +1,6 @@
 """A wire-level Azure Files REST emulator for tests (Azurite has no file service).
 
-from tests.azfiles_emulator import AzureFilesEmulator
+from batchai_cli.emulators.azfiles import AzureFilesEmulator
 
 with AzureFilesEmulator(tmp_path) as emu:
     ShareServiceClient.from_connection_string(emu.connection_string)...

@@ -159,6 +159,24 @@ def release_node(node_root: str, note: Callable[[str], None]) -> list[str]:
     return mounts.unmount_all(node_root, note)
 
 
+def release_cluster(node_ids: list[str], note: Callable[[str], None]) -> list[str]:
+    """Unmount every mount of a cluster's nodes (the cluster is deleted): the given node ids and
+    any node of the same cluster beyond them (left by a resize down)."""
+    import glob
+
+    from batchai_cli.agent import layout
+
+    roots = {layout.node_root(node) for node in node_ids}
+    for node in node_ids[:1]:
+        prefix, _, rest = node.rpartition("_")
+        stamp = rest.split("-", 1)[-1]
+        roots.update(glob.glob(layout.node_root(f"{glob.escape(prefix)}_*-{glob.escape(stamp)}")))
+    problems = []
+    for root in sorted(roots):
+        problems += release_node(root, note)
+    return problems
+
+
 def _check_reachable(store: Store, volume: Volume) -> None:
     """One listing before mounting, so a wrong key, a missing container or share, or an endpoint
     that does not answer is a clear error rather than a mount that fails every read."""

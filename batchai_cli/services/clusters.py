@@ -371,6 +371,13 @@ def delete_cluster(session: Session, rid: ResourceId) -> None:
 
     terminate_jobs_on_cluster(session, rid, reason="The cluster the job ran on was deleted.")
     _stop_setup(session, rid)
+    body = session.state.get(rid) or {}
+    if not is_slurm(body):
+        from batchai_cli.agent.volumes import release_cluster
+
+        # Cluster-level volumes stay mounted for the nodes' life, which ends here.
+        for problem in release_cluster(node_ids(rid, body, 1), lambda text: log.info("%s", text)):
+            log.warning("%s", problem)
     try:
         session.state.delete(rid)
     except state.MissingResource:

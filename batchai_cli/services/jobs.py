@@ -46,12 +46,14 @@ def create_job(
     cluster: ResourceId | None,
     no_container: bool = False,
     strict: bool = False,
+    volumes: str | None = None,
     **mount_options,
 ) -> dict:
     """Queue a job from job.json on a cluster and start its runner; returns at once (queued).
 
     mount_options are build_job_request's storage and mount keywords (storage_account_name,
-    afs_name, bfs_name, nfs_id...).
+    afs_name, bfs_name, nfs_id...). volumes (auto, mount, copy) is how the nodes put Blob
+    containers and File shares in place (agent/volumes.py).
     """
     from batchai_cli.config import build_job_request, format_problem, tool_type
 
@@ -72,7 +74,7 @@ def create_job(
         raise not_found(cluster_rid)
     properties["cluster"] = {"id": cluster_body["id"]}
     _check_fits(properties, cluster_rid, cluster_body)
-    options = {"container": _container(properties, no_container)}
+    options = {"container": _container(properties, no_container), "volumes": volumes}
     stamp = state.now_iso()
     segment = (
         f"{rid.subscription}/{rid.resource_group}/workspaces/{rid.get('workspace')}/experiments/"

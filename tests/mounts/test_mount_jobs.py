@@ -191,3 +191,47 @@ def test_no_key_on_any_command_line(lab, azurite, container, tmp_path, monkeypat
     wait_state(lab, "ps", ("failed",))
     until(lambda: not mounts.mount_points(str(lab.home)), timeout=30, what="the unmount after terminate")
     assert json.dumps(lab.show("ps")).count(azurite.account_key) == 0
+
+
+def test_volumes_copy_forces_a_staged_copy(lab, azurite, container, tmp_path, monkeypatch, no_stale_mounts):
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    container.upload_blob("in.txt", b"copied")
+    out = tmp_path / "out"
+    job = custom("cat $AZ_BATCHAI_JOB_MOUNT_ROOT/data/in.txt", out)
+    job["mountVolumes"] = blob_volume(azurite, container.container_name)
+    assert lab.submit("forced-copy", job, "--volumes", "copy").code == 0
+    assert lab.wait("forced-copy").code == 0
+    assert (lab.stdouterr("forced-copy", out) / "stdout.txt").read_text() == "copied"
+    assert "(a copy, not a mount: --volumes copy was asked for; " in execution_log(lab, "forced-copy", out)
+
+
+def test_cluster_volumes_stay_mounted_for_the_nodes_life(
+    lab, azurite, container, tmp_path, monkeypatch, no_stale_mounts
+):
+    from batchai_cli.agent import mounts
+
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    container.upload_blob("shared.txt", b"for every job")
+    lab.cluster(
+        "mc",
+        1,
+        "--bfs-name",
+        container.container_name,
+        "--storage-account-name",
+        azurite.account_name,
+        "--storage-account-key",
+        azurite.account_key,
+    )
+    out = tmp_path / "out"
+    job = custom("cat $AZ_BATCHAI_MOUNT_ROOT/bfs/shared.txt", out)
+    for name in ("first", "second"):
+        assert lab.submit(name, job, cluster="mc").code == 0
+        assert lab.wait(name).code == 0, execution_log(lab, name, out)
+        assert (lab.stdouterr(name, out) / "stdout.txt").read_text() == "for every job"
+    (point,) = mounts.mount_points(str(lab.home))
+    assert point.endswith("/mounts/bfs")
+    assert "is mounted at $AZ_BATCHAI_MOUNT_ROOT/bfs already (rclone azureblob, for the node's life)." in (
+        execution_log(lab, "second", out)
+    )
+    assert lab.batchai("cluster", "delete", "-g", "rg", "-w", "ws", "-n", "mc", "-y").code == 0
+    assert mounts.mount_points(str(lab.home)) == []

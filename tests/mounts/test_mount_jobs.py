@@ -235,3 +235,32 @@ def test_cluster_volumes_stay_mounted_for_the_nodes_life(
     )
     assert lab.batchai("cluster", "delete", "-g", "rg", "-w", "ws", "-n", "mc", "-y").code == 0
     assert mounts.mount_points(str(lab.home)) == []
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing", "does not exist (create it, or correct the job's mountVolumes)."),
+        ("wrong-key", "The storage account refused access to http://127.0.0.1:"),
+    ],
+)
+def test_bad_volumes_fail_the_job_with_a_clear_error(lab, azurite, container, tmp_path, monkeypatch, case, expected):
+    import base64
+
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    out = tmp_path / "out"
+    job = custom("echo never", out)
+    wrong = base64.b64encode(b"not the key" * 6).decode()
+    name = "missing-container" if case == "missing" else container.container_name
+    job["mountVolumes"] = blob_volume(azurite, name)
+    if case == "wrong-key":
+        job["mountVolumes"]["azureBlobFileSystems"][0]["credentials"] = {"accountKey": wrong}
+    assert lab.submit(case, job).code == 0
+    assert lab.wait(case).code == 1
+    (error,) = lab.show(case)["executionInfo"]["errors"]
+    assert error["code"] == "MountFailed"
+    assert expected in error["message"]
+    assert wrong not in error["message"]
+    log = execution_log(lab, case, out)
+    assert expected in log
+    assert "echo never" not in log

@@ -60,3 +60,8 @@ bench-stream: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist
+
+# Mounted volumes vs staged copies on Azurite: job create -> first read, bytes fetched, read and write throughput.
+.PHONY: bench-mount
+bench-mount: $(STAMP)
+	$(BIN)/python bench/bench_mount.py

@@ -238,6 +238,7 @@ def mount(
         run_env = dict(os.environ)
     else:  # pragma: no cover - choose() returns no other
         raise MountError(f"Unknown mount method {choice.method}")
+    record.save()  # before the mount appears, so no other agent takes it for a stale one
     output_path = os.path.join(state_dir, "mount.out")
     try:
         # Into a file, not a pipe: a daemon that keeps the pipe open would hold run() forever.

@@ -154,7 +154,7 @@ def test_a_killed_agent_leaves_no_mount_after_the_next_job(
     job["mountVolumes"] = blob_volume(azurite, container.container_name)
     assert lab.submit("crash", job).code == 0
     (point,) = until(lambda: mounts.mount_points(str(home)), timeout=30, what="the mount")
-    record = mounts.find_record(point, str(home))
+    record = until(lambda: (found := mounts.find_record(point, str(home))) and found.pid and found, timeout=10)
     os.kill(record.owner, signal.SIGKILL)  # the agent dies without unmounting
     from batchai_cli.agent import layout
 

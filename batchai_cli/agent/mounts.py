@@ -260,6 +260,36 @@ def mount(
     return record
 
 
+def mount_unmanaged(volume: Volume, target: str, mount_root: str, *, env: Mapping[str, str] | None = None) -> Mount:
+    """Run an unmanagedFileSystems entry's mountCommand with the mount path appended, as Batch AI
+    did. MountError with the command's last line of output when it fails or mounts nothing."""
+    state_dir = state_dir_for(target, mount_root)
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    os.makedirs(target, exist_ok=True)
+    record = Mount(target, "unmanaged", state_dir, volume.level, url=volume.shown_as)
+    if volume.level == "job":
+        record.owner, record.owner_start = os.getpid(), _start_time(os.getpid())
+    record.save()
+    command = f"{volume.reference['mountCommand']} {shlex.quote(target)}"
+    try:
+        done = subprocess.run(
+            ["bash", "-c", command],
+            env=dict(os.environ if env is None else env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        raise MountError(f"The mountCommand of {volume.shown_as} did not finish in 120 s: {command}") from None
+    if done.returncode != 0 or not is_mounted(target):
+        last = ((done.stderr or done.stdout).strip().splitlines() or [""])[-1]
+        shutil.rmtree(state_dir, ignore_errors=True)
+        what = f"exited with code {done.returncode}" if done.returncode else f"mounted nothing at {target}"
+        raise MountError(f"The mountCommand of {volume.shown_as} {what}: {last or command}")
+    return record
+
+
 def _rclone_plan(volume, credentials, method, abilities, env, note):
     """(backend, remote path, settings, extra flags) for an rclone mount of `volume`."""
     ref = volume.reference

@@ -97,6 +97,14 @@ def place(
             f"(a copy, not a mount: {choice.reason}; changes are uploaded when the job ends)."
         )
         return Placed(volume, target, store, manifest)
+    if volume.kind == "unmanaged":
+        live = mounts.live_record(target, mount_root) if volume.level == "cluster" else None
+        if live is not None:
+            note(f"{volume.shown_as} is mounted already (its mountCommand, for the node's life).")
+            return Placed(volume, target, None, None, mount=live)
+        mounted = mounts.mount_unmanaged(volume, target, mount_root, env=env)
+        note(f"Mounted {volume.shown_as} with its mountCommand: {volume.reference['mountCommand']} {target}")
+        return Placed(volume, target, None, None, mount=mounted)
     os.makedirs(target, exist_ok=True)
     note(f"{volume.shown_as} ({volume.kind}) cannot be mounted on this node; an empty folder stands in for it.")
     return Placed(volume, target, None, None)

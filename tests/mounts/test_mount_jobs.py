@@ -264,3 +264,26 @@ def test_bad_volumes_fail_the_job_with_a_clear_error(lab, azurite, container, tm
     log = execution_log(lab, case, out)
     assert expected in log
     assert "echo never" not in log
+
+
+def test_an_unmanaged_file_system_runs_its_mount_command_with_the_path_appended(lab, tmp_path, no_stale_mounts):
+    source = tmp_path / "nfs-export"
+    source.mkdir()
+    (source / "data.txt").write_text("from the export")
+    out = tmp_path / "out"
+    job = custom("cat $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/data.txt", out)
+    job["mountVolumes"] = {
+        "unmanagedFileSystems": [{"mountCommand": f"mount --bind {source}", "relativeMountPath": "nfs"}]
+    }
+    assert lab.submit("unmanaged", job).code == 0
+    assert lab.wait("unmanaged").code == 0, execution_log(lab, "unmanaged", out)
+    assert (lab.stdouterr("unmanaged", out) / "stdout.txt").read_text() == "from the export"
+    log = execution_log(lab, "unmanaged", out)
+    assert f"Mounted $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs with its mountCommand: mount --bind {source} " in log
+    job["mountVolumes"]["unmanagedFileSystems"][0]["mountCommand"] = "false"
+    assert lab.submit("bad-command", job).code == 0
+    assert lab.wait("bad-command").code == 1
+    (error,) = lab.show("bad-command")["executionInfo"]["errors"]
+    prefix = "Cannot mount $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs: The mountCommand of $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs"
+    assert error["message"].startswith(f"{prefix} exited with code 1: false /")
+    assert error["message"].endswith("/jobs/ws/exp/bad-command/mounts/nfs")

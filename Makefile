@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,mount]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -60,3 +60,8 @@ bench-stream: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist
+
+# Mounted volumes vs staged copies on Azurite: job create -> first read, bytes fetched, read and write throughput.
+.PHONY: bench-mount
+bench-mount: $(STAMP)
+	$(BIN)/python bench/bench_mount.py

@@ -77,6 +77,22 @@ if [ ! -x "$azurite_bin" ]; then
   installed+=("azurite@$azurite_version")
 fi
 
+# Samba serves Azure File shares as the storage account's user: Azurite's and the Files emulator's.
+samba_user=devstoreaccount1
+if ! id "$samba_user" >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    useradd_cmd=(useradd)
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    useradd_cmd=(sudo -n useradd)
+  else
+    echo "test-deps: Samba needs a Unix user $samba_user; run this, then make test again:" >&2
+    echo "  sudo useradd -M -s /usr/sbin/nologin $samba_user" >&2
+    exit 1
+  fi
+  PATH="$search_path" "${useradd_cmd[@]}" -M -s /usr/sbin/nologin "$samba_user" || exit 1
+  installed+=("user $samba_user")
+fi
+
 if [ ${#installed[@]} -gt 0 ]; then
   echo "test-deps: installed ${installed[*]}"
 else

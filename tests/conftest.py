@@ -11,6 +11,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.azfiles",
     "tests.fixtures.containers",
     "tests.fixtures.slurm",
+    "tests.fixtures.samba",
 ]
 
 

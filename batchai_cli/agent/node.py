@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from batchai_cli import ids
 from batchai_cli.agent import layout, toolkits
 from batchai_cli.agent.logs import LogShipper, Stream
-from batchai_cli.agent.volumes import Placed, place, upload_changes
+from batchai_cli.agent.volumes import Placed, clean_node, place, release, upload_changes, volume_mode
 from batchai_cli.engines import ready_for_signals
 from batchai_cli.models import batchai_error
 from batchai_cli.storage import paths
@@ -99,12 +99,13 @@ class NodeRun:
         self.shipper = LogShipper(store, stdouterr_key, layout.spool_dir(self.node_id, self.rid))
         self.execution = self.shipper.open(self._node_file("execution", ".log"))
         self.shipper.start()
-        placed: list[Placed] = []
+        self.placed = placed = []
         try:
             in_slurm = f" in Slurm job {self.slurm_job}" if self.slurm_job else ""
             self.note(
                 f"Job {self.rid.name} on node {self.node_id} (task {self.task_index} of {self.node_count}){in_slurm}."
             )
+            clean_node(layout.node_root(self.node_id), self.note)
             env, placed = self._prepare(volumes)
             if self.terminated:
                 raise _Stop
@@ -178,11 +179,11 @@ class NodeRun:
         roots = {paths.JOB_ROOT: job_mount_root, paths.CLUSTER_ROOT: mount_root}
         for root in roots.values():
             os.makedirs(root, exist_ok=True)
-        placed = []
+        placed = self.placed
         for volume in volumes:
             root = job_mount_root if volume.level == "job" else mount_root
             try:
-                placed.append(place(volume, root, self.note))
+                placed.append(place(volume, root, self.note, mode=volume_mode(self.options.get("volumes"))))
             except Exception as exc:
                 self.fail(
                     batchai_error(
@@ -410,6 +411,7 @@ class NodeRun:
                 problems += upload_changes(item, skip, self.note)
             except Exception as exc:
                 problems.append(f"{item.volume.shown_as}: {_describe(exc)}")
+            problems += release(item, self.note)
         return problems
 
     def _finish(self, exit_code: int | None, essential: bool, upload_problems: list[str]) -> int:

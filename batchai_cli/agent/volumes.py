@@ -1,9 +1,14 @@
 """Volumes in place on a node, under $AZ_BATCHAI_JOB_MOUNT_ROOT and $AZ_BATCHAI_MOUNT_ROOT.
 
 A local folder is linked (a symlink: the job reads and writes the folder itself). An Azure File
-share or blob container is a staged copy: downloaded before the job, and after it only new and
-changed files are uploaded (never deletions, and never the job's own stdouterr folder, which the
-log shipper writes directly). execution.log says which volume got which treatment.
+share or blob container is mounted where the node can (agent/mounts.py picks the method), else it
+is a staged copy: downloaded before the job, and after it only new and changed files are uploaded
+(never deletions, and never the job's own stdouterr folder, which the log shipper writes
+directly). execution.log says which volume got which treatment, and why.
+
+The entry points take a Volume and the node's paths only, whatever the node's data comes from:
+place() before the job, upload_changes() and release() after it (release() unmounts job mounts;
+cluster mounts stay for the node's life), clean_node() when an agent starts.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from batchai_cli.agent import mounts
 from batchai_cli.storage.base import Store, clean_path
 from batchai_cli.storage.paths import Volume
 
@@ -25,11 +31,28 @@ class Placed:
     path: str  # where the job sees it
     store: Store | None  # for staged copies
     manifest: dict | None  # relative path -> [size, mtime_ns] as downloaded
+    mount: mounts.Mount | None = None  # for real mounts
 
 
-def place(volume: Volume, mount_root: str, note: Callable[[str], None], *, env=None) -> Placed:
-    """Put one volume at mount_root/<relativeMountPath>. Raises what the store raises (the caller
-    turns it into the job's error)."""
+def volume_mode(job_mode: str | None = None, env=None) -> str:
+    """auto, mount or copy: the job's --volumes, else BATCHAI_VOLUMES on the node, else auto."""
+    mode = (job_mode or (os.environ if env is None else env).get("BATCHAI_VOLUMES") or "auto").lower()
+    if mode not in mounts.MODES:
+        raise mounts.MountError(f"BATCHAI_VOLUMES must be auto, mount or copy, not {mode!r}.")
+    return mode
+
+
+def place(
+    volume: Volume,
+    mount_root: str,
+    note: Callable[[str], None],
+    *,
+    env=None,
+    mode: str = "auto",
+    abilities: mounts.Abilities | None = None,
+) -> Placed:
+    """Put one volume at mount_root/<relativeMountPath>: mounted, staged or linked. Raises
+    MountError or what the store raises (the caller turns it into the job's error)."""
     target = os.path.join(mount_root, volume.relative_mount_path)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     if volume.kind == "localFolder":
@@ -43,6 +66,18 @@ def place(volume: Volume, mount_root: str, note: Callable[[str], None], *, env=N
         return Placed(volume, target, None, None)
     if volume.remote:
         store = volume.open_store(env)
+        live = mounts.live_record(target, mount_root) if volume.level == "cluster" else None
+        if live is not None:
+            note(f"{store.url()} is mounted at {volume.shown_as} already ({live.method}, for the node's life).")
+            return Placed(volume, target, None, None, mount=live)
+        abilities = abilities or mounts.node_abilities(env)
+        choice = mounts.choose(volume, abilities, mode, env)
+        if choice.method != "copy":
+            _check_reachable(store, volume)
+            mounted = mounts.mount(volume, target, mount_root, choice, store.url(), note, abilities=abilities, env=env)
+            why = f" ({choice.reason})" if choice.reason else ""
+            note(f"Mounted {store.url()} at {volume.shown_as} with {choice.method}{why}.")
+            return Placed(volume, target, None, None, mount=mounted)
         os.makedirs(target, exist_ok=True)
         manifest = {}
         count = total = 0
@@ -59,9 +94,17 @@ def place(volume: Volume, mount_root: str, note: Callable[[str], None], *, env=N
             json.dump(manifest, handle)
         note(
             f"Staged {store.url()} at {volume.shown_as}: {count} files, {total} bytes downloaded or current "
-            "(a copy: changes are uploaded when the job ends)."
+            f"(a copy, not a mount: {choice.reason}; changes are uploaded when the job ends)."
         )
         return Placed(volume, target, store, manifest)
+    if volume.kind == "unmanaged":
+        live = mounts.live_record(target, mount_root) if volume.level == "cluster" else None
+        if live is not None:
+            note(f"{volume.shown_as} is mounted already (its mountCommand, for the node's life).")
+            return Placed(volume, target, None, None, mount=live)
+        mounted = mounts.mount_unmanaged(volume, target, mount_root, env=env)
+        note(f"Mounted {volume.shown_as} with its mountCommand: {volume.reference['mountCommand']} {target}")
+        return Placed(volume, target, None, None, mount=mounted)
     os.makedirs(target, exist_ok=True)
     note(f"{volume.shown_as} ({volume.kind}) cannot be mounted on this node; an empty folder stands in for it.")
     return Placed(volume, target, None, None)
@@ -104,6 +147,56 @@ def upload_changes(placed: Placed, skip_prefixes: list[str], note: Callable[[str
                 problems.append(f"{placed.volume.shown_as}/{relative}: {exc}")
     note(f"Uploaded {uploaded} new or changed files of {placed.volume.shown_as} to {placed.store.url()}.")
     return problems
+
+
+def release(placed: Placed, note: Callable[[str], None]) -> list[str]:
+    """Unmount a job-level mount once its uploads are done (cluster mounts stay for the node's
+    life). Returns the problems (files rclone could not upload, a mount that would not go)."""
+    if placed.mount is None or placed.volume.level != "job":
+        return []
+    return mounts.unmount(placed.mount, note)
+
+
+def clean_node(node_root: str, note: Callable[[str], None]) -> None:
+    """Before an agent mounts anything: unmount what crashed agents left on this node."""
+    mounts.unmount_stale(node_root, note)
+
+
+def release_node(node_root: str, note: Callable[[str], None]) -> list[str]:
+    """Unmount all of a node's mounts, cluster-level ones included (cluster delete, resize down)."""
+    return mounts.unmount_all(node_root, note)
+
+
+def release_cluster(node_ids: list[str], note: Callable[[str], None]) -> list[str]:
+    """Unmount every mount of a cluster's nodes (the cluster is deleted): the given node ids and
+    any node of the same cluster beyond them (left by a resize down)."""
+    import glob
+
+    from batchai_cli.agent import layout
+
+    roots = {layout.node_root(node) for node in node_ids}
+    for node in node_ids[:1]:
+        prefix, _, rest = node.rpartition("_")
+        stamp = rest.split("-", 1)[-1]
+        roots.update(glob.glob(layout.node_root(f"{glob.escape(prefix)}_*-{glob.escape(stamp)}")))
+    problems = []
+    for root in sorted(roots):
+        problems += release_node(root, note)
+    return problems
+
+
+def _check_reachable(store: Store, volume: Volume) -> None:
+    """One listing before mounting, so a wrong key, a missing container or share, or an endpoint
+    that does not answer is a clear error rather than a mount that fails every read."""
+    what = "container" if volume.kind == "azureBlob" else "file share"
+    try:
+        next(iter(store.list_dir("")), None)
+    except FileNotFoundError:
+        raise mounts.MountError(
+            f"The {what} {store.url()} does not exist (create it, or correct the job's mountVolumes)."
+        ) from None
+    except PermissionError as exc:
+        raise mounts.MountError(f"The storage account refused access to {store.url()}: {exc}") from None
 
 
 def _stat(path: str) -> tuple[int, int] | None:

@@ -18,7 +18,6 @@ from batchai_cli.cli.options import (
 )
 from batchai_cli.cli.targets import one_or_many, resolve_targets, workspace_target
 from batchai_cli.cli.terminal import confirm
-from batchai_cli.errors import UsageError
 from batchai_cli.services import clusters
 
 _NAME_HELP = "Name of cluster."
@@ -119,7 +118,13 @@ def cluster() -> None:
 @click.option("--max", "max_nodes", type=click.IntRange(min=0), help="Maximum number of nodes (auto-scale).")
 @click.option("--subnet", help="ARM id of a virtual network subnet for the nodes.")
 @mount_options
-@click.option("--use-auto-storage", is_flag=True, help="(az) create an auto-storage account; not available here.")
+@click.option(
+    "--use-auto-storage",
+    is_flag=True,
+    help="Create the share batchaishare and the container batchaicontainer in the configured storage "
+    "account and mount them at autoafs and autobfs, as az did (az also created the account through "
+    "Azure Resource Manager, which batchai does not).",
+)
 @click.option("--setup-task", help="A command line run on each node after it is allocated.")
 @click.option("--setup-task-output", help="Where the setup task's output goes; required with --setup-task.")
 @pass_app
@@ -136,12 +141,6 @@ def create(app, resource_group, workspace, name, config_file, use_auto_storage, 
       Create an auto-scaling cluster.
         batchai cluster create -g MyResourceGroup -w MyWorkspace -n MyCluster -s Standard_NC6 --min 0 --max 4
     """
-    if use_auto_storage:
-        raise UsageError(
-            "--use-auto-storage creates a storage account through Azure Resource Manager, which batchai does not do.",
-            hint="Create the share and container (batchai storage share create / container create) and pass "
-            "--afs-name/--bfs-name with --storage-account-name.",
-        )
     (rid,) = _targets(app, (), resource_group, workspace, name)
     # The other options are build_cluster_request's keywords, under the same names.
     return clusters.create_cluster(
@@ -149,6 +148,7 @@ def create(app, resource_group, workspace, name, config_file, use_auto_storage, 
         rid,
         config_file=config_file,
         nfs_id=file_server_id(app, nfs, resource_group, workspace),
+        use_auto_storage=use_auto_storage,
         **options,
     )
 

@@ -70,6 +70,14 @@ def job() -> None:
     help="Run the job's command on the host even though job.json names "
     "a container image (for nodes without docker, podman or apptainer).",
 )
+@click.option(
+    "--volumes",
+    type=click.Choice(["auto", "mount", "copy"]),
+    default=None,
+    help="How Blob containers and File shares reach the nodes: auto (mounted where the node can, "
+    "else a staged copy), mount (fail where the node cannot mount), copy (always a staged copy). "
+    "Default: BATCHAI_VOLUMES on the node, else auto.",
+)
 @click.option("--strict", is_flag=True, help="Treat unknown keys in job.json as errors.")
 @click.option(
     "--stream",

@@ -37,10 +37,13 @@ def resolve_cluster(session: Session, value: str, *, resource_group: str, worksp
     return cluster_ref(session, resource_group, workspace, value)
 
 
-def create_cluster(session: Session, rid: ResourceId, *, config_file: str | None = None, **options) -> dict:
+def create_cluster(
+    session: Session, rid: ResourceId, *, config_file: str | None = None, use_auto_storage: bool = False, **options
+) -> dict:
     """Create a cluster from cluster.json and/or options, patched as `az batchai cluster create` did.
 
     `options` are build_cluster_request's keywords (vm_size, target, min_nodes, afs_name, engine...).
+    use_auto_storage creates and mounts az's auto-storage share and container (services/autostorage.py).
     """
     from batchai_cli.config import build_cluster_request, format_problem
 
@@ -49,6 +52,10 @@ def create_cluster(session: Session, rid: ResourceId, *, config_file: str | None
         raise not_found(rid.parent, session)
     if session.state.get(rid) is not None:
         raise _exists(rid)
+    if use_auto_storage:
+        from batchai_cli.services.autostorage import auto_storage_options
+
+        options = auto_storage_options(options)
     request, warnings = build_cluster_request(config_file, **options)
     for problem in warnings:
         log.warning("%s", format_problem(problem, config_file))
@@ -371,6 +378,13 @@ def delete_cluster(session: Session, rid: ResourceId) -> None:
 
     terminate_jobs_on_cluster(session, rid, reason="The cluster the job ran on was deleted.")
     _stop_setup(session, rid)
+    body = session.state.get(rid) or {}
+    if not is_slurm(body):
+        from batchai_cli.agent.volumes import release_cluster
+
+        # Cluster-level volumes stay mounted for the nodes' life, which ends here.
+        for problem in release_cluster(node_ids(rid, body, 1), lambda text: log.info("%s", text)):
+            log.warning("%s", problem)
     try:
         session.state.delete(rid)
     except state.MissingResource:

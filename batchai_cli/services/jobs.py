@@ -46,12 +46,14 @@ def create_job(
     cluster: ResourceId | None,
     no_container: bool = False,
     strict: bool = False,
+    volumes: str | None = None,
     **mount_options,
 ) -> dict:
     """Queue a job from job.json on a cluster and start its runner; returns at once (queued).
 
     mount_options are build_job_request's storage and mount keywords (storage_account_name,
-    afs_name, bfs_name, nfs_id...).
+    afs_name, bfs_name, nfs_id...). volumes (auto, mount, copy) is how the nodes put Blob
+    containers and File shares in place (agent/volumes.py).
     """
     from batchai_cli.config import build_job_request, format_problem, tool_type
     from batchai_cli.storage import paths
@@ -76,7 +78,7 @@ def create_job(
     cluster_properties = session.state.get_private(cluster_rid).get("properties")
     for line in paths.check_endpoints(paths.job_volumes(properties, cluster_properties)):
         log.info("Storage endpoint of %s", line)
-    options = {"container": _container(properties, no_container)}
+    options = {"container": _container(properties, no_container), "volumes": volumes}
     stamp = state.now_iso()
     segment = (
         f"{rid.subscription}/{rid.resource_group}/workspaces/{rid.get('workspace')}/experiments/"

@@ -1,5 +1,5 @@
 """A recipe-style job.json against real storage services: Azure File shares on the Files emulator and
-a blob container on Azurite, mounted as staged copies, with stdout/stderr and outputs landing there."""
+a blob container on Azurite, mounted with rclone, with stdout/stderr and outputs landing there."""
 
 from __future__ import annotations
 
@@ -116,7 +116,14 @@ def test_recipe_job_on_azure_files_and_blob(lab, storage, tmp_path):
     assert logs.read(f"{segment}/outputs/Models/model.bin") == b"model-weights\n"
     assert logs.stat(f"{segment}/outputs/Models/checkpoints").is_dir  # an empty folder the job made
     log = logs.read(f"{segment}/stdouterr/execution.log").decode()
-    assert f"Staged http://127.0.0.1:{azurite.port}/{azurite.account_name}/{names['data']}" in log
+    print(log)
+    data_url = f"http://127.0.0.1:{azurite.port}/{azurite.account_name}/{names['data']}"
+    assert (
+        f"Mounted {data_url} at $AZ_BATCHAI_JOB_MOUNT_ROOT/data with rclone azureblob (blobfuse2 not installed)." in log
+    )
+    # Port 445 is closed here, so the shares are mounted over the Files REST API.
+    assert "with rclone azurefiles (no kernel cifs mount: " in log
+    assert f"Unmounted {data_url} from " in log
     # Nothing but the new output was uploaded back: the script share is as it was.
     assert sorted(entry.path for entry in stores["scripts"].walk()) == ["train.sh"]
 

@@ -18,7 +18,7 @@ import sys
 import threading
 from datetime import datetime, timezone
 
-from batchai_cli import ids, state
+from batchai_cli import ids, private, state
 from batchai_cli.agent import layout
 from batchai_cli.agent.logs import LogShipper
 from batchai_cli.agent.node import _pump
@@ -86,6 +86,7 @@ def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> Non
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            umask=private.job_umask(),
             # In this process's group (the session spawn_detached made), so stopping the group
             # (cluster delete) stops the tasks too.
             cwd=layout.node_root(node_id),
@@ -125,6 +126,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ready_for_signals()
+    private.enter()
     rid = ids.parse(argv[0], expect="cluster")
     db = state.open_state()
     body = db.get(rid)

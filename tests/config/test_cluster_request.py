@@ -288,7 +288,9 @@ def test_engine_extension(tmp_path, home):
 
 
 def test_generate_ssh_keys(home):
-    assert shutil.which("ssh-keygen"), "needs OpenSSH's ssh-keygen: apt-get install openssh-client (make test-deps does)"
+    assert shutil.which("ssh-keygen"), (
+        "needs OpenSSH's ssh-keygen: apt-get install openssh-client (make test-deps does)"
+    )
     request, warnings = cluster(home, generate_ssh_keys=True, ssh_key=None)
     key = request["properties"]["userAccountSettings"]["adminUserSshPublicKey"]
     assert is_valid_ssh_public_key(key)

@@ -82,12 +82,14 @@ def check_document(data: dict, kind: str, *, toolkit: str | None = None) -> list
     issues = placeholders(properties, base)
     if kind == "job":
         issues += mount_paths(properties.get("mountVolumes"), (*base, "mountVolumes"))
+        issues += joined_paths(properties, base)
         issues += job_rules(properties, base)
         issues += schema_toolkit(properties, toolkit)
     elif kind == "cluster":
         node_setup = properties.get("nodeSetup")
         if isinstance(node_setup, dict):
             issues += mount_paths(node_setup.get("mountVolumes"), (*base, "nodeSetup", "mountVolumes"))
+            issues += joined_paths(node_setup, (*base, "nodeSetup"))
         issues += scale_rules(properties.get("scaleSettings"), (*base, "scaleSettings"))
         issues += ssh_key(properties.get("userAccountSettings"), (*base, "userAccountSettings"))
     else:
@@ -133,6 +135,61 @@ def mount_paths(volumes, path: tuple, added: dict[tuple, str] | None = None) -> 
                         f"{first_kind}[{first_index}] mounts there too; give each its own path",
                     )
                 )
+    return issues
+
+
+_MOUNT_ROOTS = (
+    "$AZ_BATCHAI_JOB_MOUNT_ROOT",
+    "${AZ_BATCHAI_JOB_MOUNT_ROOT}",
+    "$AZ_BATCHAI_MOUNT_ROOT",
+    "${AZ_BATCHAI_MOUNT_ROOT}",
+)
+
+
+def escapes(path: str, *, relative: bool) -> str | None:
+    """Why a path that batchai joins under a folder could leave it ('..', or absolute where it must
+    be relative), or None. The one rule validate, job create and the agent apply."""
+    parts = path.replace("\\", "/").split("/")
+    if ".." in parts:
+        return "'..' is not allowed here: the path would leave its folder"
+    if relative and (path.startswith(("/", "\\", "~")) or (len(path) > 1 and path[1] == ":")):
+        return "must be a relative path (it is joined under the job's folder)"
+    return None
+
+
+def joined_paths(properties: dict, base: tuple) -> list[Issue]:
+    """Paths joined under a job's folders or mount roots may not climb out of them (a pathSuffix
+    of '../../victim' wrote into another job's outputs)."""
+    checks: list[tuple[tuple, object, bool]] = []
+    outputs = properties.get("outputDirectories")
+    for index, entry in enumerate(outputs if isinstance(outputs, list) else []):
+        if isinstance(entry, dict):
+            checks.append(((*base, "outputDirectories", index, "pathSuffix"), entry.get("pathSuffix"), True))
+            checks.append(((*base, "outputDirectories", index, "pathPrefix"), entry.get("pathPrefix"), False))
+    inputs = properties.get("inputDirectories")
+    for index, entry in enumerate(inputs if isinstance(inputs, list) else []):
+        if isinstance(entry, dict):
+            checks.append(((*base, "inputDirectories", index, "path"), entry.get("path"), False))
+    checks.append(((*base, "stdOutErrPathPrefix"), properties.get("stdOutErrPathPrefix"), False))
+    setup = properties.get("setupTask")
+    if isinstance(setup, dict):
+        checks.append(((*base, "setupTask", "stdOutErrPathPrefix"), setup.get("stdOutErrPathPrefix"), False))
+    volumes = properties.get("mountVolumes")
+    for kind in MOUNT_KINDS:
+        entries = volumes.get(kind) if isinstance(volumes, dict) else None
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(entry, dict):
+                where = (*base, "mountVolumes", kind, index, "relativeMountPath")
+                checks.append((where, entry.get("relativeMountPath"), True))
+    issues = []
+    for where, value, relative in checks:
+        if not isinstance(value, str):
+            continue
+        if not relative and not value.strip().startswith(_MOUNT_ROOTS):
+            continue  # an absolute local folder: the user's own choice of place
+        reason = escapes(value, relative=relative)
+        if reason:
+            issues.append(Issue(where, f"{reason}: {describe(value)}"))
     return issues
 
 

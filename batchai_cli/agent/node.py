@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 
 from batchai_cli import ids, private
-from batchai_cli.agent import layout, toolkits
+from batchai_cli.agent import environment, layout, toolkits
 from batchai_cli.agent.logs import LogShipper, Stream
 from batchai_cli.agent.volumes import Placed, place, upload_changes
 from batchai_cli.engines import ready_for_signals
@@ -185,9 +185,7 @@ class NodeRun:
                     )
                 )
                 raise _Stop from None
-        env = dict(os.environ)
-        for name in [name for name in env if name.startswith("AZ_BATCHAI_")]:
-            del env[name]
+        env = environment.inherited(os.environ)
         env.update(
             {
                 "AZ_BATCHAI_MOUNT_ROOT": mount_root,

@@ -606,7 +606,7 @@ def download_batch(
 
 def _local_unchanged(store: Store, item: _Item) -> bool:
     """Same size and MD5; where the source keeps no MD5 (a local folder, an append blob), same size
-    and a local copy no older than the source (rsync's rule)."""
+    and the same bytes, compared range by range (a same-size edit with a newer mtime was kept)."""
     remote = item.remote
     try:
         local = item.local_path.stat()
@@ -617,9 +617,20 @@ def _local_unchanged(store: Store, item: _Item) -> bool:
             remote_md5 = store.stat(item.store_path).content_md5  # Files lists no MD5; stat has it
         if remote_md5 is not None:
             return file_md5(item.local_path) == remote_md5
-        return remote.last_modified is not None and local.st_mtime >= remote.last_modified.timestamp()
-    except OSError:
+        return _same_bytes(store, item.store_path, item.local_path, local.st_size)
+    except (OSError, BatchAIError):
         return False
+
+
+def _same_bytes(store: Store, path: str, local_path: Path, size: int) -> bool:
+    """Whether the source file holds exactly the local file's `size` bytes (stops at the first difference)."""
+    step = max(1 << 20, int(getattr(store, "block_size", 0) or 0))
+    with open(local_path, "rb") as handle:
+        for offset in range(0, size, step):
+            length = min(step, size - offset)
+            if store.read_range(path, offset, length) != handle.read(length):
+                return False
+    return True
 
 
 def _write_atomically(target: Path, data: bytes) -> None:

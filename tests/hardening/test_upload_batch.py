@@ -119,3 +119,18 @@ def caplog_batchai():
     log.configure(log.WARNING, lambda level, text: messages.append((level, text)))
     yield messages
     log._state.update(previous)
+
+
+def test_skip_unchanged_downloads_a_same_size_edit_where_the_source_keeps_no_md5(tmp_path):
+    """Item 10: a local-folder source keeps no MD5; an edited copy of the same size, newer than the
+    source, was kept as "unchanged"."""
+    from batchai_cli.storage.local import LocalStore
+
+    source = LocalStore(make_tree(tmp_path / "store", {"m/model.json": b'{"w": 1}', "m/same.txt": b"same"}))
+    target = tmp_path / "copy"
+    transfer.download_batch(source, target)
+    (target / "m" / "model.json").write_bytes(b'{"w": 9}')  # same size, newer
+    summary = transfer.download_batch(source, target, skip_unchanged=True)
+    assert (target / "m" / "model.json").read_bytes() == b'{"w": 1}'
+    assert [record["path"] for record in summary["downloaded"]] == ["m/model.json"]
+    assert summary["skipped_files"] == [{"path": "m/same.txt", "reason": "unchanged"}]

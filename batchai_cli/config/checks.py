@@ -37,6 +37,13 @@ _ISO = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)
 
 def parse_duration(text: str) -> timedelta | None:
     """maxWallClockTime as .NET writes it ("7.00:00:00") or ISO 8601 ("P7D"); None if neither."""
+    try:
+        return _parse_duration(text)
+    except OverflowError:  # more days than a timedelta holds (999999999)
+        return None
+
+
+def _parse_duration(text: str) -> timedelta | None:
     match = _TIMESPAN.match(text)
     if match:
         days, hours, minutes, seconds, fraction = match.groups()
@@ -79,7 +86,8 @@ def check_document(data: dict, kind: str, *, toolkit: str | None = None) -> list
     if not isinstance(properties, dict):
         return []
     base = ("properties",)
-    issues = placeholders(properties, base)
+    issues = unusable_text(properties, base)
+    issues += placeholders(properties, base)
     if kind == "job":
         issues += mount_paths(properties.get("mountVolumes"), (*base, "mountVolumes"))
         issues += joined_paths(properties, base)
@@ -223,6 +231,13 @@ def job_rules(properties: dict, base: tuple) -> list[Issue]:
     limit = constraints.get("maxWallClockTime") if isinstance(constraints, dict) else None
     if isinstance(limit, str):
         duration = parse_duration(limit)
+        if duration is None and (_TIMESPAN.match(limit) or _ISO.match(limit)):
+            issues.append(
+                Issue(
+                    (*base, "constraints", "maxWallClockTime"),
+                    f"{describe(limit)} is longer than batchai can hold (at most 999999999 days)",
+                )
+            )
         if duration is not None and duration <= timedelta(0):
             issues.append(Issue((*base, "constraints", "maxWallClockTime"), "must be longer than zero"))
     return issues
@@ -286,6 +301,24 @@ def schema_toolkit(properties: dict, toolkit: str | None) -> list[Issue]:
             "warning",
         )
     ]
+
+
+def unusable_text(node, path: tuple) -> list[Issue]:
+    """Strings no command line, variable or path can carry: a NUL byte, a lone surrogate (they
+    passed validate and failed at run time with a raw ValueError or UnicodeEncodeError)."""
+    issues: list[Issue] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            issues += unusable_text(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            issues += unusable_text(value, (*path, index))
+    elif isinstance(node, str):
+        if "\x00" in node:
+            issues.append(Issue(path, "has a NUL character (\\u0000): no command line, variable or path can hold it"))
+        elif any("\ud800" <= char <= "\udfff" for char in node):
+            issues.append(Issue(path, "contains a lone UTF-16 surrogate, which is not text; write the character"))
+    return issues
 
 
 def placeholders(node, path: tuple, in_mounts: bool = False) -> list[Issue]:

@@ -52,3 +52,16 @@ def test_paths_inside_their_folders_still_pass(lab, tmp_path):
     path = lab.job_file(custom("echo hi", out, outputDirectories=[output]))
     validated = lab.batchai("validate", "job", str(path))
     assert validated.code == 0, validated.err
+
+
+@pytest.mark.parametrize("name", ["%2e%2e/%2e%2e/x", "..%2Fx", "a/../../x"])
+def test_job_file_names_may_not_climb_even_percent_encoded(lab, tmp_path, name):
+    out = tmp_path / "out"
+    assert lab.submit("j", custom("echo hi", out)).code == 0
+    args = ("-g", "rg", "-w", "ws", "-e", "exp", "-j", "j")
+    streamed = lab.batchai("job", "file", "stream", *args, "-f", name)
+    assert streamed.code == 2
+    assert streamed.err == f"ERROR: '..' is not allowed in --file-name: {name!r}. Give a path inside the directory.\n"
+    listed = lab.batchai("job", "file", "list", *args, "-p", name)
+    assert listed.code == 2
+    assert "'..' is not allowed in --path" in listed.err

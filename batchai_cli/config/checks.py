@@ -146,6 +146,7 @@ def mount_paths(volumes, path: tuple, added: dict[tuple, str] | None = None) -> 
     return issues
 
 
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
 _MOUNT_ROOTS = (
     "$AZ_BATCHAI_JOB_MOUNT_ROOT",
     "${AZ_BATCHAI_JOB_MOUNT_ROOT}",
@@ -183,13 +184,28 @@ def joined_paths(properties: dict, base: tuple) -> list[Issue]:
     if isinstance(setup, dict):
         checks.append(((*base, "setupTask", "stdOutErrPathPrefix"), setup.get("stdOutErrPathPrefix"), False))
     volumes = properties.get("mountVolumes")
+    issues = []
     for kind in MOUNT_KINDS:
         entries = volumes.get(kind) if isinstance(volumes, dict) else None
         for index, entry in enumerate(entries if isinstance(entries, list) else []):
             if isinstance(entry, dict):
                 where = (*base, "mountVolumes", kind, index, "relativeMountPath")
                 checks.append((where, entry.get("relativeMountPath"), True))
-    issues = []
+                account = entry.get("accountName")
+                # The rule job create applies (its request schema), so validate agrees with it.
+                if (
+                    isinstance(account, str)
+                    and ACCOUNT_PLACEHOLDER not in account
+                    and not _FREE_PLACEHOLDER.search(account)  # warned about as a placeholder
+                    and not _ACCOUNT_NAME.fullmatch(account)
+                ):
+                    issues.append(
+                        Issue(
+                            (*base, "mountVolumes", kind, index, "accountName"),
+                            "expected a storage account name: 3 to 24 lowercase letters and digits "
+                            f"(a placeholder left to fill in?), got {describe(account)}",
+                        )
+                    )
     for where, value, relative in checks:
         if not isinstance(value, str):
             continue

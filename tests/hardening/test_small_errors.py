@@ -76,3 +76,20 @@ def test_a_query_nested_too_deeply(batchai):
     assert result.code == 2
     assert result.err.startswith("ERROR: argument --query: the JMESPath query '[[[")
     assert "nests too deeply to evaluate. Use fewer nested brackets or parentheses.\n" in result.err
+
+
+def test_validate_refuses_the_account_name_job_create_refuses(lab, tmp_path):
+    share = {
+        "accountName": "a",
+        "azureFileUrl": "https://a.file.core.windows.net/s",
+        "credentials": {"accountKey": "a2V5"},
+        "relativeMountPath": "afs",
+    }
+    path = lab.job_file(custom("echo", tmp_path, mountVolumes={"azureFileShares": [share]}))
+    message = (
+        "$.properties.mountVolumes.azureFileShares[0].accountName: expected a storage account name: 3 to 24 "
+        'lowercase letters and digits (a placeholder left to fill in?), got "a"'
+    )
+    for result in _both(lab, path):
+        assert result.code == 1
+        assert message in result.err

@@ -46,6 +46,12 @@ def apply_query(data: Any, query: str) -> Any:
     except JMESPathError as exc:
         message = str(exc).replace("\n", " ")
         raise UsageError(f"argument --query: invalid JMESPath query '{query}': {message}") from None
+    except RecursionError:
+        shown = query if len(query) <= 80 else query[:77] + "..."
+        raise UsageError(
+            f"argument --query: the JMESPath query '{shown}' nests too deeply to evaluate.",
+            hint="Use fewer nested brackets or parentheses.",
+        ) from None
 
 
 def render(

@@ -42,10 +42,13 @@ def home() -> str:
 
 
 def ensure_home() -> str:
-    """Create $BATCHAI_HOME if needed; a clear error when it cannot be used."""
+    """Create $BATCHAI_HOME if needed (owner-only: it holds storage keys and secrets); a clear error
+    when it cannot be used, and a warning (once per process) when an existing one is open to others."""
+    from batchai_cli import private
+
     path = home()
     try:
-        os.makedirs(path, exist_ok=True)
+        private.makedirs(path)
     except (FileExistsError, NotADirectoryError):
         raise _not_a_folder(path) from None
     except OSError as exc:
@@ -55,7 +58,23 @@ def ensure_home() -> str:
         ) from None
     if not os.path.isdir(path):
         raise _not_a_folder(path)
+    if _warned.get("home") != path:
+        _warned["home"] = path
+        mode = private.looser_than_owner(path)
+        if mode is not None:
+            from batchai_cli import log
+
+            log.warning(
+                "BATCHAI_HOME (%s) can be read by other users (mode %03o), and it holds storage keys and "
+                "secrets. Run: chmod -R go= %s",
+                path,
+                mode,
+                path,
+            )
     return path
+
+
+_warned: dict[str, str] = {}
 
 
 def _not_a_folder(path: str) -> StateStoreError:
@@ -135,9 +154,11 @@ def _locked_update():
     import fcntl
     import tempfile
 
+    from batchai_cli import private
+
     folder = ensure_home()
     try:
-        lock = open(os.path.join(folder, "config.lock"), "a+b")  # noqa: SIM115 - held for the whole update
+        lock = os.fdopen(private.open_file(os.path.join(folder, "config.lock"), os.O_RDWR), "r+b")
     except OSError as exc:
         raise StateStoreError(
             f"Cannot write to BATCHAI_HOME ({folder}): {exc.strerror or exc}.",

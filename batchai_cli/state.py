@@ -122,10 +122,15 @@ class State:
 
     def __init__(self, path: str):
         self.path = path
+        from batchai_cli import private
+
         try:
-            self._db = sqlite3.connect(path, timeout=_busy_timeout(), isolation_level=None)
-            self._db.execute(f"PRAGMA busy_timeout = {int(_busy_timeout() * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            # The file holds keys and secrets: owner-only from the moment it exists (SQLite gives
+            # the -wal and -shm files the database's own mode).
+            with private.umask():
+                self._db = sqlite3.connect(path, timeout=_busy_timeout(), isolation_level=None)
+                self._db.execute(f"PRAGMA busy_timeout = {int(_busy_timeout() * 1000)}")
+                self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()

@@ -19,7 +19,7 @@ pytest_plugins: list[str] = [
 def home(tmp_path, monkeypatch):
     """An isolated $BATCHAI_HOME with a fixed subscription id; no colors, fixed width, no user defaults."""
     folder = tmp_path / "batchai-home"
-    folder.mkdir()
+    folder.mkdir(mode=0o700)
     (folder / "config").write_text(f"[core]\nsubscription = {SUBSCRIPTION}\n")
     monkeypatch.setenv("BATCHAI_HOME", str(folder))
     monkeypatch.setenv("NO_COLOR", "1")

@@ -17,8 +17,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from batchai_cli import ids
-from batchai_cli.agent import layout, toolkits
+from batchai_cli import ids, private
+from batchai_cli.agent import environment, layout, toolkits
 from batchai_cli.agent.logs import LogShipper, Stream
 from batchai_cli.agent.volumes import Placed, clean_node, place, release, upload_changes, volume_mode
 from batchai_cli.engines import ready_for_signals
@@ -191,9 +191,7 @@ class NodeRun:
                     )
                 )
                 raise _Stop from None
-        env = dict(os.environ)
-        for name in [name for name in env if name.startswith("AZ_BATCHAI_")]:
-            del env[name]
+        env = environment.inherited(os.environ)
         env.update(
             {
                 "AZ_BATCHAI_MOUNT_ROOT": mount_root,
@@ -285,6 +283,7 @@ class NodeRun:
                     env={**env, **launch.env},
                     cwd=self.job_dir,
                     process_group=0,
+                    umask=private.job_umask(),
                 )
             except OSError as exc:
                 self.fail(batchai_error("ProcessStartFailed", f"Cannot start {argv[0]}: {_describe(exc)}"))
@@ -490,10 +489,12 @@ def _describe(exc: BaseException) -> str:
 
 def main(argv: list[str]) -> int:
     job_id, task_index, node_index = argv[0], int(argv[1]), int(argv[2])
+    private.enter()
     return NodeRun(job_id, task_index, node_index).run()
 
 
 def main_slurm(job_id: str) -> int:
     """One task of a Slurm job's srun step: task and node as Slurm numbers and names them."""
     task_index, node_index = int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_NODEID"])
+    private.enter()
     return NodeRun(job_id, task_index, node_index, slurm_node=os.environ["SLURMD_NODENAME"]).run()

@@ -120,7 +120,14 @@ def main(argv: list[str] | None = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    # Text from files and command lines may hold lone surrogates (os.fsdecode, json's \ud800): shown
+    # escaped, never a UnicodeEncodeError in the middle of the output.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
+        _check_arguments(args)
         # Without standalone mode Click returns the code of a ctx.exit()/Exit (e.g. `job wait`).
         result = cli.main(args=args, prog_name="batchai", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -162,6 +169,18 @@ def main(argv: list[str] | None = None) -> None:
             )
         code = 1
     sys.exit(code)
+
+
+def _check_arguments(args: list[str]) -> None:
+    """A NUL or a lone surrogate (which no real command line carries, but callers of main() may
+    pass) is a usage error here, not a ValueError or UnicodeEncodeError wherever it is used."""
+    for arg in args:
+        if "\x00" in arg:
+            raise click.UsageError("An argument holds a NUL character, which no name, path or value can hold.")
+        try:
+            os.fsencode(arg)
+        except UnicodeEncodeError:
+            raise click.UsageError(f"The argument {arg!a} is not text (it holds a lone surrogate).") from None
 
 
 def _hint_for_missing(exc: click.MissingParameter) -> str | None:

@@ -124,7 +124,9 @@ def list_(app, resource_group, workspace, experiment, name, output_directory_id,
     help="The name of the file to stream.",
     shell_complete=complete_names_of("job_file"),
 )
-@click.option("--offset", type=click.IntRange(min=0), help="Start at this byte offset (as printed on Ctrl-C).")
+@click.option(
+    "--offset", type=click.IntRange(min=0, max=2**63 - 1), help="Start at this byte offset (as printed on Ctrl-C)."
+)
 @click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Start with the last N lines.")
 @click.option("--wait", is_flag=True, help="When the job ends, exit with its exit code (else 0).")
 @pass_app

@@ -173,6 +173,12 @@ def share() -> None:
 )
 @click.option("--content-type", help="The content MIME type. Default: guessed from each file name.")
 @click.option("--create-container", is_flag=True, help="Create the container if it does not exist. Not in az.")
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links that lead out of the source (and links to folders). Without it they are "
+    "skipped with a warning. Not in az.",
+)
 @storage_account_options
 @pass_app
 def blob_upload_batch(
@@ -188,6 +194,7 @@ def blob_upload_batch(
     overwrite,
     content_type,
     create_container,
+    follow_symlinks,
     **account,
 ):
     """Upload files from a local directory to a blob container, many at once.
@@ -213,6 +220,7 @@ def blob_upload_batch(
         max_connections=max_connections,
         content_type=content_type,
         create_destination=create_container,
+        follow_symlinks=follow_symlinks,
         reporter=_reporter(app, no_progress, "Uploaded"),
     )
     return [
@@ -261,6 +269,12 @@ def blob_download_batch(
 @_transfer_options
 @click.option("--content-type", help="The content MIME type. Default: guessed from each file name.")
 @click.option("--create-share", is_flag=True, help="Create the share if it does not exist. Not in az.")
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links that lead out of the source (and links to folders). Without it they are "
+    "skipped with a warning. Not in az.",
+)
 @storage_account_options
 @pass_app
 def file_upload_batch(
@@ -275,6 +289,7 @@ def file_upload_batch(
     no_progress,
     content_type,
     create_share,
+    follow_symlinks,
     **account,
 ):
     """Upload files from a local directory to an Azure Storage File Share in a batch operation.
@@ -298,6 +313,7 @@ def file_upload_batch(
         max_connections=max_connections,
         content_type=content_type,
         create_destination=create_share,
+        follow_symlinks=follow_symlinks,
         reporter=_reporter(app, no_progress, "Uploaded"),
     )
     if dryrun:

@@ -37,6 +37,13 @@ _ISO = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)
 
 def parse_duration(text: str) -> timedelta | None:
     """maxWallClockTime as .NET writes it ("7.00:00:00") or ISO 8601 ("P7D"); None if neither."""
+    try:
+        return _parse_duration(text)
+    except OverflowError:  # more days than a timedelta holds (999999999)
+        return None
+
+
+def _parse_duration(text: str) -> timedelta | None:
     match = _TIMESPAN.match(text)
     if match:
         days, hours, minutes, seconds, fraction = match.groups()
@@ -79,15 +86,18 @@ def check_document(data: dict, kind: str, *, toolkit: str | None = None) -> list
     if not isinstance(properties, dict):
         return []
     base = ("properties",)
-    issues = placeholders(properties, base)
+    issues = unusable_text(properties, base)
+    issues += placeholders(properties, base)
     if kind == "job":
         issues += mount_paths(properties.get("mountVolumes"), (*base, "mountVolumes"))
+        issues += joined_paths(properties, base)
         issues += job_rules(properties, base)
         issues += schema_toolkit(properties, toolkit)
     elif kind == "cluster":
         node_setup = properties.get("nodeSetup")
         if isinstance(node_setup, dict):
             issues += mount_paths(node_setup.get("mountVolumes"), (*base, "nodeSetup", "mountVolumes"))
+            issues += joined_paths(node_setup, (*base, "nodeSetup"))
         issues += scale_rules(properties.get("scaleSettings"), (*base, "scaleSettings"))
         issues += ssh_key(properties.get("userAccountSettings"), (*base, "userAccountSettings"))
     else:
@@ -136,6 +146,77 @@ def mount_paths(volumes, path: tuple, added: dict[tuple, str] | None = None) -> 
     return issues
 
 
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
+_MOUNT_ROOTS = (
+    "$AZ_BATCHAI_JOB_MOUNT_ROOT",
+    "${AZ_BATCHAI_JOB_MOUNT_ROOT}",
+    "$AZ_BATCHAI_MOUNT_ROOT",
+    "${AZ_BATCHAI_MOUNT_ROOT}",
+)
+
+
+def escapes(path: str, *, relative: bool) -> str | None:
+    """Why a path that batchai joins under a folder could leave it ('..', or absolute where it must
+    be relative), or None. The one rule validate, job create and the agent apply."""
+    parts = path.replace("\\", "/").split("/")
+    if ".." in parts:
+        return "'..' is not allowed here: the path would leave its folder"
+    if relative and (path.startswith(("/", "\\", "~")) or (len(path) > 1 and path[1] == ":")):
+        return "must be a relative path (it is joined under the job's folder)"
+    return None
+
+
+def joined_paths(properties: dict, base: tuple) -> list[Issue]:
+    """Paths joined under a job's folders or mount roots may not climb out of them (a pathSuffix
+    of '../../victim' wrote into another job's outputs)."""
+    checks: list[tuple[tuple, object, bool]] = []
+    outputs = properties.get("outputDirectories")
+    for index, entry in enumerate(outputs if isinstance(outputs, list) else []):
+        if isinstance(entry, dict):
+            checks.append(((*base, "outputDirectories", index, "pathSuffix"), entry.get("pathSuffix"), True))
+            checks.append(((*base, "outputDirectories", index, "pathPrefix"), entry.get("pathPrefix"), False))
+    inputs = properties.get("inputDirectories")
+    for index, entry in enumerate(inputs if isinstance(inputs, list) else []):
+        if isinstance(entry, dict):
+            checks.append(((*base, "inputDirectories", index, "path"), entry.get("path"), False))
+    checks.append(((*base, "stdOutErrPathPrefix"), properties.get("stdOutErrPathPrefix"), False))
+    setup = properties.get("setupTask")
+    if isinstance(setup, dict):
+        checks.append(((*base, "setupTask", "stdOutErrPathPrefix"), setup.get("stdOutErrPathPrefix"), False))
+    volumes = properties.get("mountVolumes")
+    issues = []
+    for kind in MOUNT_KINDS:
+        entries = volumes.get(kind) if isinstance(volumes, dict) else None
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(entry, dict):
+                where = (*base, "mountVolumes", kind, index, "relativeMountPath")
+                checks.append((where, entry.get("relativeMountPath"), True))
+                account = entry.get("accountName")
+                # The rule job create applies (its request schema), so validate agrees with it.
+                if (
+                    isinstance(account, str)
+                    and ACCOUNT_PLACEHOLDER not in account
+                    and not _FREE_PLACEHOLDER.search(account)  # warned about as a placeholder
+                    and not _ACCOUNT_NAME.fullmatch(account)
+                ):
+                    issues.append(
+                        Issue(
+                            (*base, "mountVolumes", kind, index, "accountName"),
+                            "expected a storage account name: 3 to 24 lowercase letters and digits "
+                            f"(a placeholder left to fill in?), got {describe(account)}",
+                        )
+                    )
+    for where, value, relative in checks:
+        if not isinstance(value, str):
+            continue
+        if not relative and not value.strip().startswith(_MOUNT_ROOTS):
+            continue  # an absolute local folder: the user's own choice of place
+        reason = escapes(value, relative=relative)
+        if reason:
+            issues.append(Issue(where, f"{reason}: {describe(value)}"))
+    return issues
+
+
 def job_rules(properties: dict, base: tuple) -> list[Issue]:
     issues: list[Issue] = []
     for field in ("inputDirectories", "outputDirectories"):
@@ -167,6 +248,13 @@ def job_rules(properties: dict, base: tuple) -> list[Issue]:
     limit = constraints.get("maxWallClockTime") if isinstance(constraints, dict) else None
     if isinstance(limit, str):
         duration = parse_duration(limit)
+        if duration is None and (_TIMESPAN.match(limit) or _ISO.match(limit)):
+            issues.append(
+                Issue(
+                    (*base, "constraints", "maxWallClockTime"),
+                    f"{describe(limit)} is longer than batchai can hold (at most 999999999 days)",
+                )
+            )
         if duration is not None and duration <= timedelta(0):
             issues.append(Issue((*base, "constraints", "maxWallClockTime"), "must be longer than zero"))
     return issues
@@ -272,6 +360,24 @@ def schema_toolkit(properties: dict, toolkit: str | None) -> list[Issue]:
             "warning",
         )
     ]
+
+
+def unusable_text(node, path: tuple) -> list[Issue]:
+    """Strings no command line, variable or path can carry: a NUL byte, a lone surrogate (they
+    passed validate and failed at run time with a raw ValueError or UnicodeEncodeError)."""
+    issues: list[Issue] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            issues += unusable_text(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            issues += unusable_text(value, (*path, index))
+    elif isinstance(node, str):
+        if "\x00" in node:
+            issues.append(Issue(path, "has a NUL character (\\u0000): no command line, variable or path can hold it"))
+        elif any("\ud800" <= char <= "\udfff" for char in node):
+            issues.append(Issue(path, "contains a lone UTF-16 surrogate, which is not text; write the character"))
+    return issues
 
 
 def placeholders(node, path: tuple, in_mounts: bool = False) -> list[Issue]:

@@ -163,8 +163,14 @@ def image_reference(image: str | None, custom_image: str | None) -> dict | None:
     return reference
 
 
+# The one limit on a node count, wherever one is given (cluster create/resize/auto-scale, the
+# scale settings of cluster.json, a job's nodeCount): Batch AI's int32, as its schemas say.
+MAX_NODE_COUNT = 2147483647
+
+
 def count(value, option: str, *, minimum: int = 0) -> int | None:
-    """An option's number as an int (a str of digits is accepted from callers that pass text)."""
+    """An option's number as an int (a str of digits is accepted from callers that pass text);
+    a node count of at most MAX_NODE_COUNT."""
     if value is None:
         return None
     if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
@@ -173,6 +179,8 @@ def count(value, option: str, *, minimum: int = 0) -> int | None:
         raise BatchAIError(f"{option} must be a whole number, not {value!r}")
     if value < minimum:
         raise BatchAIError(f"{option} must be {minimum} or more, not {value}")
+    if value > MAX_NODE_COUNT:
+        raise BatchAIError(f"{option} must be at most {MAX_NODE_COUNT} nodes, not {value}")
     return value
 
 

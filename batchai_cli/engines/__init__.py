@@ -81,7 +81,7 @@ def spawn_detached(argv: list[str], log_path: str, env: dict[str, str] | None = 
             os.close(write_end)
             # Its own process group too, so killpg(pid) reaches it and everything it starts.
             os.setpgid(0, 0)
-            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.dup2(log, 1)

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-from batchai_cli import ids, log, state
+from batchai_cli import ids, log, private, state
 from batchai_cli.agent import layout, toolkits
 from batchai_cli.engines import blocked_signals, python_module, ready_for_signals
 from batchai_cli.models import batchai_error
@@ -345,6 +345,7 @@ def _free_ports(count: int) -> list[int]:
 
 def main(argv: list[str]) -> int:
     slurm = argv[:1] == ["--slurm"]
+    private.enter()
     try:
         return Runner(argv[-1], slurm=slurm).run()
     except Exception as exc:  # the log file is the only witness; the job show reconciles the state

@@ -18,8 +18,8 @@ import sys
 import threading
 from datetime import datetime, timezone
 
-from batchai_cli import ids, state
-from batchai_cli.agent import layout
+from batchai_cli import ids, private, state
+from batchai_cli.agent import environment, layout
 from batchai_cli.agent.logs import LogShipper
 from batchai_cli.agent.node import _pump
 from batchai_cli.agent.volumes import place, upload_changes
@@ -72,7 +72,7 @@ def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> Non
     try:
         for volume in volumes:
             placed.append(place(volume, mount_root, note))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AZ_BATCHAI_")}
+        env = environment.inherited(os.environ)
         env["AZ_BATCHAI_MOUNT_ROOT"] = mount_root
         output = paths.expand(setup["stdOutErrPathPrefix"], {paths.CLUSTER_ROOT: mount_root})
         env["AZ_BATCHAI_STDOUTERR_DIR"] = os.path.join(output, setup.get("stdOutErrPathSuffix") or "")
@@ -86,6 +86,7 @@ def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> Non
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            umask=private.job_umask(),
             # In this process's group (the session spawn_detached made), so stopping the group
             # (cluster delete) stops the tasks too.
             cwd=layout.node_root(node_id),
@@ -125,6 +126,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ready_for_signals()
+    private.enter()
     rid = ids.parse(argv[0], expect="cluster")
     db = state.open_state()
     body = db.get(rid)

@@ -117,12 +117,13 @@ def _hint(stderr: str) -> str:
 def submit(job_id: str, name: str, properties: dict, engine: dict, shared_dir: str) -> str:
     """Submit a job's runner with sbatch; returns the Slurm job id. shared_dir must be on a file
     system the nodes share (it holds the batch script, runner.log and the agents' results)."""
+    from batchai_cli import private
     from batchai_cli.engines import python_module
 
     nodes = int(properties["nodeCount"])
     script = os.path.join(shared_dir, "job.sbatch")
     runner = " ".join(_quote(arg) for arg in python_module("batchai_cli.engines.runner", "--slurm", job_id))
-    with open(script, "w") as handle:
+    with os.fdopen(private.open_file(script, os.O_WRONLY | os.O_TRUNC), "w") as handle:
         # Signals are ignored until the runner has its handlers: a terminate in that window is
         # not lost, the runner reads the job's state before it starts anything.
         handle.write(f"#!/bin/sh\ntrap '' TERM INT USR1\nexec {runner}\n")

@@ -235,8 +235,10 @@ def live_view(rid: ResourceId, body: dict, runs: list[dict], private: dict | Non
     running = sum(1 for node in held if node < current)
     leaving = sum(1 for node in held if node >= current)
     states = node_states(private or {})
-    preparing = sum(1 for index in range(current) if states.get(index, {}).get("state") == "preparing")
-    unusable = sum(1 for index in range(current) if states.get(index, {}).get("state") == "unusable")
+    # Over the nodes that have a state, not over the count: a cluster resized to millions of
+    # nodes that no job fills costs nothing to show.
+    preparing = sum(1 for index, node in states.items() if index < current and node.get("state") == "preparing")
+    unusable = sum(1 for index, node in states.items() if index < current and node.get("state") == "unusable")
     view = dict(body)
     view["currentNodeCount"] = current + leaving
     view["nodeStateCounts"] = {
@@ -334,8 +336,10 @@ def _rescale(session: Session, rid: ResourceId, scale: dict) -> dict:
 def resize_cluster(session: Session, rid: ResourceId, target: int) -> dict:
     """Manual scale to `target` nodes. Jobs already running on nodes beyond it finish there (the
     nodes show as leaving until then); new jobs are placed on the remaining nodes only."""
-    if target < 0:
-        raise UsageError("--target must be 0 or more.")
+    from batchai_cli.config.nodes import MAX_NODE_COUNT
+
+    if not 0 <= target <= MAX_NODE_COUNT:
+        raise UsageError(f"--target must be from 0 to {MAX_NODE_COUNT}, not {target}.")
     body = get_cluster(session, rid)
     option = ((body.get("scaleSettings") or {}).get("manual") or {}).get("nodeDeallocationOption") or "requeue"
     return _rescale(session, rid, {"manual": {"nodeDeallocationOption": option, "targetNodeCount": target}})
@@ -343,8 +347,10 @@ def resize_cluster(session: Session, rid: ResourceId, target: int) -> dict:
 
 def auto_scale_cluster(session: Session, rid: ResourceId, minimum: int, maximum: int) -> dict:
     """Auto-scale between `minimum` and `maximum` nodes, following the jobs queued and running."""
-    if minimum < 0 or maximum < 0:
-        raise UsageError("--min and --max must be 0 or more.")
+    from batchai_cli.config.nodes import MAX_NODE_COUNT
+
+    if not (0 <= minimum <= MAX_NODE_COUNT and 0 <= maximum <= MAX_NODE_COUNT):
+        raise UsageError(f"--min and --max must be from 0 to {MAX_NODE_COUNT}.")
     if minimum > maximum:
         raise UsageError("Maximum nodes count must be greater or equal to minimum nodes count")
     get_cluster(session, rid)

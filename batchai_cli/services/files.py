@@ -46,7 +46,12 @@ class Directory:
 
 
 def _relative(path: str | None, what: str) -> str:
+    from urllib.parse import unquote
+
     try:
+        # Percent-encoded too: Blob storage decodes %2e%2e to '..' (which then failed as rejected
+        # credentials, the signature being over the other name).
+        clean_path(unquote(path or ""))
         return clean_path(path or "")
     except ValueError:
         raise UsageError(

@@ -181,13 +181,14 @@ def _container(properties: dict, no_container: bool) -> dict | None:
 
 
 def _start_runner(session: Session, rid: ResourceId) -> None:
+    from batchai_cli import private
     from batchai_cli.agent import layout
     from batchai_cli.engines import process_start, python_module, spawn_detached
     from batchai_cli.services.clusters import is_slurm
 
     body = session.state.get(rid)
     folder = layout.shared_dir(body)
-    os.makedirs(folder, exist_ok=True)
+    private.makedirs(folder)
     cluster_body = session.state.get(ids.parse(body["cluster"]["id"], expect="cluster")) or {}
     if is_slurm(cluster_body):
         _submit_to_slurm(session, rid, cluster_body, folder)

@@ -20,10 +20,12 @@ after the reporter has been given the summary.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import mimetypes
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -45,6 +47,8 @@ DEFAULT_BLOCK_CONNECTIONS = 16
 """Blocks of one large file in flight at once by default: memory stays near (16 + 2) x block_size."""
 
 MAX_LISTED_FAILURES = 20
+# How many times a file that changes while it is uploaded is sent again before it fails.
+CHANGE_RETRIES = 2
 
 
 class Reporter(Protocol):
@@ -150,9 +154,16 @@ def upload_batch(
     max_connections: int | None = None,
     content_type: str | None = None,
     create_destination: bool = False,
+    follow_symlinks: bool = False,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Upload the files of a local folder (recursively) under `destination_path` of `store`.
+
+    Only regular files go up: FIFOs, sockets and devices are skipped with a warning (reading a
+    FIFO would wait for ever). Symbolic links are followed while they stay inside `source`; those
+    that lead out of it are skipped with a warning unless `follow_symlinks` (which also follows
+    links to folders). A file that changes while it is sent (size, mtime or ctime differ before and
+    after) is sent again, up to CHANGE_RETRIES times, then failed by name and its torn copy removed.
 
     `pattern` is az's: an fnmatch pattern matched against each file's path relative to
     `source` ('*' crosses '/'). Without `overwrite` (or `skip_unchanged`) files that already
@@ -171,19 +182,38 @@ def upload_batch(
     if not source_dir.is_dir():
         what = "is not a folder" if source_dir.exists() else "does not exist"
         raise UsageError(f"The source '{source}' {what}.", hint="--source/-s takes a local folder.")
-    destination_path = clean_path(destination_path)
+    try:
+        destination_path = clean_path(destination_path)
+    except ValueError:
+        raise UsageError(
+            f"'..' is not allowed in --destination-path: {destination_path!r}.",
+            hint="Give a path inside the container or share.",
+        ) from None
+    outcome = _Outcome()
+    passed_over: list[tuple[str, str]] = []
     items = [
         _Item(join_path(destination_path, relative), local, size)
-        for relative, local, size in local_files(source_dir, pattern)
+        for relative, local, size in local_files(
+            source_dir, pattern, follow_symlinks=follow_symlinks, passed_over=passed_over
+        )
     ]
-    outcome = _Outcome()
+    for relative, reason in passed_over:
+        outcome.add_skipped(join_path(destination_path, relative), reason)
+
+    def warn_passed_over() -> None:
+        # Once the destination is known to work: a command that fails says only why.
+        for relative, reason in passed_over:
+            log.warning("Skipped '%s': %s.", relative, reason)
+
     if not items:
+        warn_passed_over()
         if pattern:
             log.warning("No file under '%s' matches the pattern '%s'; nothing to upload.", source, pattern)
         else:
             log.warning("The folder '%s' holds no files; nothing to upload.", source)
         return _finish(reporter, outcome, started, dryrun=dryrun)
     if dryrun:
+        warn_passed_over()
         for item in items:
             record = _record(store, item.store_path, item.size, guess_content_type(item.local_path, content_type))
             outcome.add_done(record, item.size)
@@ -210,10 +240,12 @@ def upload_batch(
             outcome.add_skipped(item.store_path, "exists")
             continue
         to_send.append(item)
-    if outcome.skipped:
+    warn_passed_over()
+    existing = sum(1 for skipped in outcome.skipped if skipped["reason"] == "exists")
+    if existing:
         log.warning(
             "%d file(s) already exist and were not uploaded; use --overwrite or --skip-unchanged.",
-            len(outcome.skipped),
+            existing,
         )
 
     reporter.start(len(to_send), sum(item.size for item in to_send))
@@ -224,36 +256,57 @@ def upload_batch(
 
     def send(item: _Item, concurrency: int) -> None:
         try:
-            if item.size <= small_limit:
-                data = item.local_path.read_bytes()
-                md5 = hashlib.md5(data).digest()
-                if skip_unchanged and _unchanged(store, item, len(data), lambda: md5):
-                    outcome.add_skipped(item.store_path, "unchanged")
-                    reporter.advance(item.size)
-                    return
-                ctype = guess_content_type(item.local_path, content_type)
-                entry = store.write(item.store_path, data, content_type=ctype, content_md5=md5, overwrite=replace)
-                reporter.advance(len(data))
+            for attempt in range(CHANGE_RETRIES + 1):
+                before = _signature(item.local_path)
+                sent = send_once(item, concurrency, replace or attempt > 0)
+                if sent is None or _signature(item.local_path) == before:
+                    break
+                item.size = item.local_path.stat().st_size
             else:
-                if skip_unchanged and _unchanged(store, item, item.size, lambda: file_md5(item.local_path)):
-                    outcome.add_skipped(item.store_path, "unchanged")
-                    reporter.advance(item.size)
-                    return
-                ctype = guess_content_type(item.local_path, content_type)
-                entry = store.upload_file(
+                with contextlib.suppress(OSError, BatchAIError):
+                    store.delete(item.store_path)
+                outcome.add_failed(
                     item.store_path,
-                    item.local_path,
-                    content_type=ctype,
-                    max_concurrency=concurrency,
-                    progress=reporter.advance,
+                    f"the file changed while it was uploaded ({CHANGE_RETRIES + 1} tries: size, modification "
+                    f"or change time differ before and after); not uploaded: {item.local_path}",
                 )
-            outcome.add_done(_record(store, item.store_path, entry.size, ctype, entry), entry.size)
+                return
+            if sent is not None:
+                entry, ctype = sent
+                outcome.add_done(_record(store, item.store_path, entry.size, ctype, entry), entry.size)
         except FileExistsError:
             outcome.add_skipped(item.store_path, "exists")
         except (OSError, BatchAIError, ValueError) as exc:
             outcome.add_failed(item.store_path, exc)
         finally:
             reporter.file_done(item.store_path)
+
+    def send_once(item: _Item, concurrency: int, replace: bool) -> tuple[Entry, str] | None:
+        """One upload of the file: (entry, content type), or None when it was skipped as unchanged."""
+        if item.size <= small_limit:
+            data = item.local_path.read_bytes()
+            md5 = hashlib.md5(data).digest()
+            if skip_unchanged and _unchanged(store, item, len(data), lambda: md5):
+                outcome.add_skipped(item.store_path, "unchanged")
+                reporter.advance(item.size)
+                return None
+            ctype = guess_content_type(item.local_path, content_type)
+            entry = store.write(item.store_path, data, content_type=ctype, content_md5=md5, overwrite=replace)
+            reporter.advance(len(data))
+        else:
+            if skip_unchanged and _unchanged(store, item, item.size, lambda: file_md5(item.local_path)):
+                outcome.add_skipped(item.store_path, "unchanged")
+                reporter.advance(item.size)
+                return None
+            ctype = guess_content_type(item.local_path, content_type)
+            entry = store.upload_file(
+                item.store_path,
+                item.local_path,
+                content_type=ctype,
+                max_concurrency=concurrency,
+                progress=reporter.advance,
+            )
+        return entry, ctype
 
     run_workers(small, lambda item: send(item, 1), file_connections, outcome)
     run_workers(large, lambda item: send(item, block_connections), 1, outcome)
@@ -269,25 +322,82 @@ def _connections(max_connections: int | None) -> tuple[int, int]:
     return max_connections, max_connections
 
 
-def local_files(source: Path, pattern: str | None) -> Iterable[tuple[str, Path, int]]:
-    """(path relative to source with '/', local path, size) of every file below `source`, sorted.
+def local_files(
+    source: Path,
+    pattern: str | None,
+    *,
+    follow_symlinks: bool = False,
+    passed_over: list[tuple[str, str]] | None = None,
+) -> Iterable[tuple[str, Path, int]]:
+    """(path relative to source with '/', local path, size) of every regular file below `source`, sorted.
 
-    Symbolic links to files are followed, to folders not (as os.walk and az do).
+    Symbolic links are followed while they stay inside `source` (to files; to folders only with
+    follow_symlinks, each real folder once, so a cycle ends); with follow_symlinks, wherever they
+    lead. What is passed over goes to `passed_over` as (relative path, reason): FIFOs, sockets,
+    devices, and links that leave the source.
     """
     pattern = pattern.lstrip("/") if pattern else None
-    for folder, dir_names, file_names in os.walk(source):
-        dir_names.sort()
+    passed_over = [] if passed_over is None else passed_over
+    root = os.path.realpath(source)
+    seen_folders = {root}
+
+    def inside(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == root or real.startswith(root.rstrip("/") + "/")
+
+    for folder, dir_names, file_names in os.walk(source, followlinks=follow_symlinks):
         relative_folder = os.path.relpath(folder, source)
+        kept = []
+        for name in sorted(dir_names):
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                relative = name if relative_folder == "." else f"{relative_folder}/{name}".replace(os.sep, "/")
+                if not follow_symlinks:
+                    if not inside(path):
+                        passed_over.append((relative, "a link that leads out of the source (use --follow-symlinks)"))
+                    continue
+                real = os.path.realpath(path)
+                if real in seen_folders:
+                    continue
+                seen_folders.add(real)
+            kept.append(name)
+        dir_names[:] = kept
         for name in sorted(file_names):
             relative = name if relative_folder == "." else f"{relative_folder}/{name}".replace(os.sep, "/")
             if pattern and not fnmatch.fnmatch(relative, pattern):
                 continue
             local = Path(folder, name)
+            if not follow_symlinks and local.is_symlink() and not inside(str(local)):
+                passed_over.append((relative, "a link that leads out of the source (use --follow-symlinks)"))
+                continue
             try:
-                size = local.stat().st_size
+                info = local.stat()
             except OSError:
-                size = 0  # a dangling link: the upload reports the error for this file
-            yield relative, local, size
+                yield relative, local, 0  # a dangling link: the upload reports the error for this file
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                passed_over.append((relative, f"not a regular file ({_file_kind(info.st_mode)})"))
+                continue
+            yield relative, local, info.st_size
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a file"
+
+
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
+    """What tells a file's content changed: size, mtime, ctime (and inode, for a replaced file)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
 
 
 def _ensure_root(store: Store, create: bool) -> None:
@@ -496,7 +606,7 @@ def download_batch(
 
 def _local_unchanged(store: Store, item: _Item) -> bool:
     """Same size and MD5; where the source keeps no MD5 (a local folder, an append blob), same size
-    and a local copy no older than the source (rsync's rule)."""
+    and the same bytes, compared range by range (a same-size edit with a newer mtime was kept)."""
     remote = item.remote
     try:
         local = item.local_path.stat()
@@ -507,9 +617,20 @@ def _local_unchanged(store: Store, item: _Item) -> bool:
             remote_md5 = store.stat(item.store_path).content_md5  # Files lists no MD5; stat has it
         if remote_md5 is not None:
             return file_md5(item.local_path) == remote_md5
-        return remote.last_modified is not None and local.st_mtime >= remote.last_modified.timestamp()
-    except OSError:
+        return _same_bytes(store, item.store_path, item.local_path, local.st_size)
+    except (OSError, BatchAIError):
         return False
+
+
+def _same_bytes(store: Store, path: str, local_path: Path, size: int) -> bool:
+    """Whether the source file holds exactly the local file's `size` bytes (stops at the first difference)."""
+    step = max(1 << 20, int(getattr(store, "block_size", 0) or 0))
+    with open(local_path, "rb") as handle:
+        for offset in range(0, size, step):
+            length = min(step, size - offset)
+            if store.read_range(path, offset, length) != handle.read(length):
+                return False
+    return True
 
 
 def _write_atomically(target: Path, data: bytes) -> None:

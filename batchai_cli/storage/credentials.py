@@ -79,6 +79,12 @@ class StorageCredentials:
                 "No storage account given.",
                 hint="Use --account-name (or AZURE_STORAGE_ACCOUNT) or --connection-string.",
             )
+        # Only what can be a host name label: '../..' or 70 letters failed in idna, as a traceback.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}", self.account_name):
+            raise UsageError(
+                f"'{self.account_name}' is not a storage account name.",
+                hint="Storage account names are 3 to 24 lowercase letters and digits.",
+            )
         return f"{self.protocol}://{self.account_name}.{service}.{self.endpoint_suffix}"
 
     def key_bytes(self) -> bytes:

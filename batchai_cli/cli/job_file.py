@@ -15,6 +15,7 @@ import threading
 import click
 
 from batchai_cli.cli import tables
+from batchai_cli.cli.job_reports import report_end, report_wait
 from batchai_cli.cli.options import (
     Outcome,
     ReaderGone,
@@ -345,8 +346,6 @@ def follow(
         # The reader left (`| head`): main() ends quietly with 0, where Click would make it 1.
         raise ReaderGone() from None
     if wait and ended is not None:
-        from batchai_cli.cli.job import report_end
-
         return report_end(ended)
     return 0
 
@@ -359,7 +358,6 @@ def follow_created(app, rid, *, stream: bool, wait: bool):
 
         properties = app.session.state.get_private(rid).get("properties") or {}
         return Outcome(None, follow(app, rid, files.main_log_name(properties), wait=wait))
-    from batchai_cli.cli.job import report_wait
     from batchai_cli.services.jobs import get_job
 
     code = report_wait(app, rid, interval=0.25)

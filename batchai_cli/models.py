@@ -138,6 +138,20 @@ JOB = {
 }
 
 # Values the service never returned, wherever they appear.
+# Why a job stopped before its end, by error code: (before it started, while it ran). The code a
+# terminate records (services) is the code the runner reports (engines).
+STOP_MESSAGES = {
+    "JobTerminated": ("The job was terminated before it started.", "The job was terminated by the user."),
+    "ClusterDeleted": ("The cluster the job was queued on was deleted.", "The cluster the job ran on was deleted."),
+}
+
+
+def stop_error(code: str | None, *, started: bool) -> dict:
+    """The error of a job stopped by a terminate (code from STOP_MESSAGES; unknown or None: JobTerminated)."""
+    code = code if code in STOP_MESSAGES else "JobTerminated"
+    return batchai_error(code, STOP_MESSAGES[code][1 if started else 0])
+
+
 _SECRET_KEYS = {"accountKey", "adminUserPassword", "password", "instrumentationKey"}
 
 

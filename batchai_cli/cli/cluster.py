@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from batchai_cli.cli import tables
+from batchai_cli.cli.job_file import cluster_file as _cluster_file
 from batchai_cli.cli.options import (
     defaulted_option,
     group,
@@ -281,7 +282,5 @@ def node_list(app, resource_group, workspace, cluster_name):
     (rid,) = _targets(app, (), resource_group, workspace, cluster_name)
     return clusters.list_remote_login_information(app.session, rid)
 
-
-from batchai_cli.cli.job_file import cluster_file as _cluster_file  # noqa: E402
 
 cluster.add_command(_cluster_file)

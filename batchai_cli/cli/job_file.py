@@ -15,6 +15,7 @@ import threading
 import click
 
 from batchai_cli.cli import tables
+from batchai_cli.cli.job_reports import report_end, report_wait
 from batchai_cli.cli.options import (
     Outcome,
     ReaderGone,
@@ -374,8 +375,6 @@ def follow(
             else "List its files with `batchai job file list`.",
         )
     if wait and ended is not None:
-        from batchai_cli.cli.job import report_end
-
         return report_end(ended)
     return 0
 
@@ -392,7 +391,6 @@ def follow_created(app, rid, *, stream: bool, wait: bool):
 
         properties = app.session.state.get_private(rid).get("properties") or {}
         return Outcome(None, follow(app, rid, files.main_log_name(properties), wait=wait))
-    from batchai_cli.cli.job import report_wait
     from batchai_cli.services.jobs import get_job
 
     code = report_wait(app, rid, interval=0.25)

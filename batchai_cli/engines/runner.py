@@ -28,7 +28,7 @@ import time
 from batchai_cli import ids, log, private, state
 from batchai_cli.agent import layout, toolkits
 from batchai_cli.engines import blocked_signals, python_module, ready_for_signals
-from batchai_cli.models import batchai_error
+from batchai_cli.models import batchai_error, stop_error
 
 TERMINATE_GRACE = 20.0
 POLL = 0.2
@@ -121,13 +121,7 @@ class Runner:
         if nodes is None:
             run = self.db.get_run(self.rid.key)
             if run is not None and run["phase"] in state.ACTIVE_PHASES:
-                reason = (
-                    "The job was terminated before it started."
-                    if self.stop_reason == "terminated"
-                    else "The cluster the job was queued on was deleted."
-                )
-                code = "JobTerminated" if self.stop_reason == "terminated" else "ClusterDeleted"
-                self.finish(None, [batchai_error(code, reason)], started=None)
+                self.finish(None, [stop_error(self._stop_code(), started=False)], started=None)
             return 0
         started = state.now_iso()
         body, _run = self.db.update_job(self.rid, lambda b, r: _running(b, started))
@@ -208,10 +202,8 @@ class Runner:
                 exit_code = result["exitCode"]
         if self.stop_reason == "deleted":
             return 0
-        if self.stop_reason == "terminated":
-            errors.append(batchai_error("JobTerminated", "The job was terminated by the user."))
-        elif self.stop_reason == "cluster-deleted":
-            errors.append(batchai_error("ClusterDeleted", "The cluster the job ran on was deleted."))
+        if self.stop_reason in ("terminated", "cluster-deleted"):
+            errors.append(stop_error(self._stop_code(), started=True))
         elif self.stop_reason == "slurm":
             from batchai_cli.engines import slurm
 
@@ -219,6 +211,13 @@ class Runner:
             errors.append(batchai_error("SlurmJobEnded", slurm.state_message(slurm_job), slurmJobId=slurm_job))
         self.finish(exit_code, errors, started=started)
         return 0
+
+    def _stop_code(self) -> str:
+        """Why the job was stopped: the code its terminate recorded (ClusterDeleted for `cluster
+        delete`), ClusterDeleted when the runner found the cluster gone, else JobTerminated."""
+        if self.stop_reason == "cluster-deleted":
+            return "ClusterDeleted"
+        return self.db.get_private(self.rid).get("stop") or "JobTerminated"
 
     def _essential_tasks(self, properties: dict, node_count: int) -> list[int]:
         cluster = toolkits.Cluster(hosts=["127.0.0.1"] * node_count, ports=[])

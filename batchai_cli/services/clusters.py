@@ -382,7 +382,7 @@ def delete_cluster(session: Session, rid: ResourceId) -> None:
         raise not_found(rid, session)
     from batchai_cli.services.jobs import terminate_jobs_on_cluster
 
-    terminate_jobs_on_cluster(session, rid, reason="The cluster the job ran on was deleted.")
+    terminate_jobs_on_cluster(session, rid, reason="ClusterDeleted")
     _stop_setup(session, rid)
     body = session.state.get(rid) or {}
     if not is_slurm(body):

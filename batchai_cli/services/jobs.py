@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from batchai_cli import ids, log, models, state
 from batchai_cli.errors import AlreadyExists, BatchAIError, InvalidState
 from batchai_cli.ids import ResourceId
-from batchai_cli.models import batchai_error
+from batchai_cli.models import batchai_error, stop_error
 from batchai_cli.services import Session
 from batchai_cli.services.workspaces import not_found
 
@@ -346,14 +346,18 @@ def list_jobs(session: Session, experiment: ResourceId) -> list[dict]:
     return [get_job(session, ids.parse(body["id"])) for body in session.state.list("job", parent=experiment)]
 
 
-def terminate_job(session: Session, rid: ResourceId, *, reason: str | None = None) -> None:
+def terminate_job(session: Session, rid: ResourceId, *, reason: str = "JobTerminated") -> None:
     """Stop every process of the job on every node. A queued job ends before it starts; an ended
-    job is left as it is."""
+    job is left as it is. `reason` is the error code the job ends with (models.STOP_MESSAGES:
+    JobTerminated, or ClusterDeleted for `cluster delete`)."""
     get_job(session, rid)
     run = session.state.get_run(rid.key)
     if run is None or run["phase"] not in state.ACTIVE_PHASES:
         return
     stamp = state.now_iso()
+    # Recorded before the phase changes, so the runner that sees "terminating" finds the reason.
+    with contextlib.suppress(state.MissingResource):
+        session.state.update_private(rid, lambda private: {**private, "stop": reason})
 
     def change(body: dict, _run: dict) -> dict:
         body["executionState"] = "terminating"
@@ -363,7 +367,7 @@ def terminate_job(session: Session, rid: ResourceId, *, reason: str | None = Non
     session.state.update_job(rid, change, phase="terminating")
     runner = run.get("runner") or {}
     if runner.get("slurm_job_id"):
-        _terminate_in_slurm(session, rid, runner["slurm_job_id"])
+        _terminate_in_slurm(session, rid, runner["slurm_job_id"], reason)
     elif runner.get("pid") and runner.get("host") == socket.gethostname():
         import signal
 
@@ -371,7 +375,7 @@ def terminate_job(session: Session, rid: ResourceId, *, reason: str | None = Non
             os.kill(runner["pid"], signal.SIGTERM)
 
 
-def _terminate_in_slurm(session: Session, rid: ResourceId, slurm_job: str) -> None:
+def _terminate_in_slurm(session: Session, rid: ResourceId, slurm_job: str, reason: str) -> None:
     """A pending Slurm job leaves Slurm's queue and ends here; a running one's runner is signalled
     and ends the job itself (it also sees the job terminating, should the signal be lost)."""
     from batchai_cli.engines import slurm
@@ -382,7 +386,7 @@ def _terminate_in_slurm(session: Session, rid: ResourceId, slurm_job: str) -> No
         log.warning("Could not reach Slurm to stop job %s: %s", slurm_job, exc)
         return
     if was == "PENDING":
-        _end(session, rid, [batchai_error("JobTerminated", "The job was terminated before it started.")])
+        _end(session, rid, [stop_error(reason, started=False)])
 
 
 def terminate_jobs_on_cluster(session: Session, cluster_rid: ResourceId, *, reason: str) -> None:

@@ -374,3 +374,22 @@ def test_a_local_folder_mount_is_linked(lab, tmp_path):
     )
     assert refused.code == 1
     assert 'two mounts on relativeMountPath "afs"' in refused.err
+
+
+def test_cluster_delete_ends_its_jobs_with_cluster_deleted(lab, tmp_path):
+    """`cluster delete` terminates the cluster's running and queued jobs with its own reason, not
+    as if the user had terminated them (terminate_job's reason used to be dropped)."""
+    out = tmp_path / "out"
+    lab.submit("running", custom("sleep 300", out))
+    wait_state(lab, "running", ("running",))
+    lab.submit("queued", custom("true", out))
+    assert lab.show("queued")["executionState"] == "queued"
+    result = lab.batchai("cluster", "delete", "-g", "rg", "-w", "ws", "-n", "c", "-y")
+    assert result.code == 0, result.err
+    for name, message in (
+        ("running", "The cluster the job ran on was deleted."),
+        ("queued", "The cluster the job was queued on was deleted."),
+    ):
+        shown = wait_state(lab, name, ("failed",))
+        last = shown["executionInfo"]["errors"][-1]
+        assert (last["code"], last["message"]) == ("ClusterDeleted", message), shown["executionInfo"]

@@ -23,8 +23,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def portal(app, host, port, open_browser):
     """Jobs, logs and output files in a browser.
 
-    The Azure portal's job views, served locally: serves a local web UI over the same state and storage the CLI reads. It prints its URL with a
-    random access token (as Jupyter does); every request needs it. Stop it with Ctrl-C.
+    The Azure portal's job views, served locally, over the same state and storage the CLI reads.
+    It prints its URL with a random access token (as Jupyter does); every request needs it. Stop
+    it with Ctrl-C.
 
     \b
     Examples:

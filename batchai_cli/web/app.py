@@ -230,10 +230,7 @@ async def download(request: Request) -> Response:
             session.close()
 
     data = await asyncio.to_thread(read)
-    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    if kind.startswith("text/") or name.endswith((".log", ".txt")):
-        kind = "text/plain; charset=utf-8"
-    return Response(data, media_type=kind, headers={"Content-Disposition": f'inline; filename="{name}"'})
+    return Response(data, media_type=_media_type(name), headers={"Content-Disposition": f'inline; filename="{name}"'})
 
 
 async def log_events(request: Request) -> Response:
@@ -312,6 +309,75 @@ async def terminate(request: Request) -> Response:
     return RedirectResponse(_job_path(rid), status_code=303)
 
 
+async def storage_page(request: Request) -> Response:
+    """The containers, shares and folders the job mounts, and one folder of one of them."""
+    from batchai_cli.services import volumes
+
+    rid = _job_rid(request)
+    index_text, path = request.query_params.get("v"), request.query_params.get("p", ".")
+
+    def read():
+        session = _session()
+        try:
+            listed = volumes.list_job_volumes(session, rid)
+            listing = None
+            if index_text is not None:
+                try:
+                    index = int(index_text)
+                except ValueError:
+                    raise UsageError(f"v must be a volume number, not {index_text!r}.") from None
+                listing = volumes.list_volume_files(session, rid, index, path=path)
+            return listed, listing
+        finally:
+            session.close()
+
+    listed, listing = await asyncio.to_thread(read)
+    base = _job_path(rid)
+    for item in listing or []:
+        sub = item["name"] if path in (".", "") else f"{path.strip('/')}/{item['name']}"
+        if item["fileType"] == "directory":
+            item["_open"] = "?" + urlencode({"v": index_text, "p": sub})
+        elif (item.get("downloadUrl") or "").startswith("file://"):
+            item["downloadUrl"] = f"{base}/storage/download?" + urlencode({"v": index_text, "p": sub})
+    return _page(
+        "storage.html", base=base, job_name=rid.name, volumes=listed, listing=listing, current=index_text, path=path
+    )
+
+
+async def storage_download(request: Request) -> Response:
+    """A file of one of the job's local-folder volumes (Azure volumes link to SAS URLs instead)."""
+    from batchai_cli.services import volumes
+    from batchai_cli.storage.base import clean_path
+
+    rid = _job_rid(request)
+    raw = request.query_params.get("p", "")
+    try:
+        index, sub = int(request.query_params.get("v", "")), clean_path(raw)
+    except ValueError:
+        raise UsageError(f"Give a volume number and a path without '..', not {raw!r}.") from None
+    folder, _, name = sub.rpartition("/")
+
+    def read():
+        session = _session()
+        try:
+            rows = volumes.list_volume_files(session, rid, index, path=folder or ".")
+            if not any(row["name"] == name and row["fileType"] == "file" for row in rows):
+                raise NotFound(f"No such file: {sub}")
+            return volumes.open_volume(session, rid, index).read_range(sub, 0, None)
+        finally:
+            session.close()
+
+    data = await asyncio.to_thread(read)
+    return Response(data, media_type=_media_type(name), headers={"Content-Disposition": f'inline; filename="{name}"'})
+
+
+def _media_type(name: str) -> str:
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if kind.startswith("text/") or name.endswith((".log", ".txt")):
+        kind = "text/plain; charset=utf-8"
+    return kind
+
+
 def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin:
@@ -360,6 +426,8 @@ def build_app(token: str):
             Route(job, job_page),
             Route(job + "/download", download),
             Route(job + "/log", log_events),
+            Route(job + "/storage", storage_page),
+            Route(job + "/storage/download", storage_download),
             Route(job + "/terminate", terminate, methods=["POST"]),
         ],
         exception_handlers={BatchAIError: _error_page},

@@ -102,3 +102,27 @@ def test_terminate_after_confirmation(lab, portal, page, tmp_path):
         until(lambda: lab.show("long")["executionState"] == "failed", what="the job to end")
         page.reload()
         assert page.inner_text("#state") == "failed"
+
+
+def test_storage_browser(lab, portal, page, tmp_path):
+    data = lab.tmp / "dataset"
+    (data / "train").mkdir(parents=True)
+    (data / "train" / "part-0.csv").write_text("x,y\n1,2\n")
+    _submit(
+        lab,
+        "mounted",
+        "ls $AZ_BATCHAI_JOB_MOUNT_ROOT/data",
+        mountVolumes={"localFolders": [{"relativeMountPath": "data", "path": str(data)}]},
+    )
+    lab.wait("mounted")
+    with shot_on_failure(page, tmp_path):
+        page.goto(portal.url.replace("/?", JOB.format("mounted") + "?"))
+        page.click("#storage-link")
+        page.click("#volumes >> text=$AZ_BATCHAI_JOB_MOUNT_ROOT/data")
+        page.click("#files >> text=train/")
+        page.click("#files >> text=part-0.csv")
+        assert page.inner_text("body").strip() == "x,y\n1,2"
+        refused = page.goto(portal.base + JOB.format("mounted") + "/storage/download?v=0&p=../secret")
+        assert refused.status == 400
+        missing = page.goto(portal.base + JOB.format("mounted") + "/storage?v=7")
+        assert missing.status == 404

@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,mount]'
+	$(BIN)/python -m pip install --quiet -e '.[test,mount,portal]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -54,6 +54,11 @@ bench-upload: $(STAMP)
 	$(BIN)/python bench/bench_upload.py
 
 # batchai job file stream: line latency (p50/p99) on a local folder and Azurite Blob, against az's 1 s poll.
+# The portal: job list server time with 10,000 jobs, log viewer latency next to `job file stream`.
+.PHONY: bench-portal
+bench-portal: $(STAMP)
+	$(BIN)/python bench/bench_portal.py
+
 .PHONY: bench-stream
 bench-stream: $(STAMP)
 	$(BIN)/python bench/bench_stream.py

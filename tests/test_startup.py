@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HEAVY = ("azure", "jsonschema", "rich", "yaml", "jmespath", "requests", "urllib3")
+HEAVY = ("azure", "jsonschema", "rich", "yaml", "jmespath", "requests", "urllib3", "starlette", "uvicorn", "jinja2")
 
 PROBE = """
 import sys
@@ -30,6 +30,7 @@ sys.stderr.write("HEAVY:" + ",".join(heavy) + "\\n")
         ["workspace", "--help"],
         ["experiment", "list", "-g", "rg", "-w", "ws"],
         ["--version"],
+        ["portal", "--help"],
     ],
 )
 def test_light_commands_import_no_heavy_modules(args, home):

@@ -29,6 +29,10 @@ LAZY_GROUPS: dict[str, tuple[str, str]] = {
     "storage": ("batchai_cli.cli.storage:storage", "Upload and download datasets in Azure Blob and Azure Files."),
     "workspace": ("batchai_cli.cli.workspace:workspace", "Commands to manage workspaces."),
     "validate": ("batchai_cli.cli.validate:validate", "Check job, cluster and file-server files."),
+    "portal": (
+        "batchai_cli.cli.portal:portal",
+        "Jobs, logs and output files in a browser.",
+    ),
 }
 
 

@@ -26,7 +26,10 @@ class Lab:
         return path
 
     def submit(self, name: str, properties: dict, *extra: str, cluster: str = "c") -> Result:
-        path = self.job_file(properties, f"{name}.json")
+        return self.create(name, self.job_file(properties, f"{name}.json"), *extra, cluster=cluster)
+
+    def create(self, name: str, path: Path, *extra: str, cluster: str = "c") -> Result:
+        """`job create` of the job file at `path` (a whole document, as users write them)."""
         return self.batchai(
             "job", "create", "-g", "rg", "-w", "ws", "-e", "exp", "-n", name, "-c", cluster, "-f", str(path), *extra
         )

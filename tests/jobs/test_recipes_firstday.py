@@ -116,27 +116,16 @@ def horovod_recipe(file_name: str, names: dict) -> dict:
 def submit_recipe(lab, name: str, document: dict, credentials, *extra: str):
     path = lab.tmp / f"{name}.json"
     path.write_text(json.dumps(document))
-    created = lab.batchai(
-        "job",
-        "create",
-        "-g",
-        "rg",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-n",
+    created = lab.create(
         name,
-        "-c",
-        "two",
-        "-f",
-        str(path),
+        path,
         "--no-container",
         "--storage-account-name",
         credentials.account_name,
         "--storage-account-key",
         credentials.account_key,
         *extra,
+        cluster="two",
     )
     assert created.code == 0, created.err
     return created
@@ -213,23 +202,7 @@ def test_a_connection_string_without_file_endpoint_fails_at_job_create(lab, azur
     path = lab.tmp / "nofile.json"
     path.write_text(json.dumps(horovod_recipe("Horovod__Horovod-Tensorflow__job.json", names)))
     started = time.monotonic()
-    created = lab.batchai(
-        "job",
-        "create",
-        "-g",
-        "rg",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-n",
-        "nofile",
-        "-c",
-        "two",
-        "-f",
-        str(path),
-        "--no-container",
-    )
+    created = lab.create("nofile", path, "--no-container", cluster="two")
     assert time.monotonic() - started < 10
     assert created.code == 1
     assert created.err == (

@@ -25,8 +25,14 @@ for name in ("job_name", "task_index", "checkpoint_dir", "log_dir", "data_dir", 
 args, _ = parser.parse_known_args()
 if args.job_name == "ps":
     print("ps serving", open(os.path.join(args.data_dir, "train.txt")).read(), flush=True)
+    open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "ps-ready"), "w").close()
     time.sleep(600)
 else:
+    # Workers wait for their parameter server, as TensorFlow's do: the ps is only stopped once
+    # the workers are done, and it must have served by then. Its marker comes through the share.
+    deadline = time.time() + 90
+    while not os.path.exists(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "ps-ready")) and time.time() < deadline:
+        time.sleep(0.2)
     with open(os.path.join(args.checkpoint_dir, "model-%s.ckpt" % args.task_index), "w") as handle:
         handle.write("weights of worker %s" % args.task_index)
     os.makedirs(args.log_dir, exist_ok=True)

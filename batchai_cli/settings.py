@@ -252,3 +252,24 @@ def set_subscription_id(value: str) -> None:
     ids.check_subscription(value)
     with _locked_update() as sections:
         sections.setdefault("core", {})["subscription"] = value
+
+
+def shared_root() -> str:
+    """The folder every node of a job can see: job bundles and node reports live under it.
+
+    $BATCHAI_SHARED_DIR, else `shared_dir` in the settings file (`batchai configure --shared-dir`),
+    else $BATCHAI_HOME/shared. On Slurm across machines it must be a file system every node mounts
+    at the same path (NFS, Lustre); $BATCHAI_HOME itself need not be, and nodes never open state.db.
+    """
+    raw = os.environ.get("BATCHAI_SHARED_DIR") or _read().get("core", {}).get("shared_dir")
+    return os.path.abspath(os.path.expanduser(raw)) if raw else os.path.join(home(), "shared")
+
+
+def set_shared_root(value: str) -> None:
+    """Set (or, with an empty value, remove) the shared folder setting."""
+    with _locked_update() as sections:
+        core = sections.setdefault("core", {})
+        if value:
+            core["shared_dir"] = os.path.abspath(os.path.expanduser(value))
+        else:
+            core.pop("shared_dir", None)

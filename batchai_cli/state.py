@@ -327,7 +327,15 @@ class State:
     # -- job runs -------------------------------------------------------------------------------
 
     def create_job(
-        self, rid: ResourceId, body: dict, *, cluster_key: str, priority: int, node_count: int, private: dict
+        self,
+        rid: ResourceId,
+        body: dict,
+        *,
+        cluster_key: str,
+        priority: int,
+        node_count: int,
+        private: dict,
+        runner: dict | None = None,
     ) -> dict:
         """Insert a job (with its private part) and its queued run in one transaction.
         DuplicateResource if the name is taken, MissingParent if the experiment is gone."""
@@ -354,9 +362,9 @@ class State:
                     ),
                 )
                 db.execute(
-                    "INSERT INTO runs (job_key, cluster_key, priority, seq, node_count, phase)"
-                    " VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs), ?, 'queued')",
-                    (rid.key, cluster_key, priority, node_count),
+                    "INSERT INTO runs (job_key, cluster_key, priority, seq, node_count, phase, runner)"
+                    " VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs), ?, 'queued', ?)",
+                    (rid.key, cluster_key, priority, node_count, json.dumps(runner)),
                 )
         except sqlite3.IntegrityError:
             raise DuplicateResource(str(rid)) from None

@@ -24,6 +24,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("BATCHAI_HOME", str(folder))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.delenv("BATCHAI_SHARED_DIR", raising=False)
     for name in ("GROUP", "WORKSPACE", "EXPERIMENT", "CLUSTER", "LOCATION", "OUTPUT"):
         monkeypatch.delenv(f"BATCHAI_DEFAULTS_{name}", raising=False)
     return folder

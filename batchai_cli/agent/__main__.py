@@ -1,18 +1,21 @@
-"""`python -m batchai_cli.agent run <job-id> <task-index> <node-index>`: started by a job's runner.
+"""`python -m batchai_cli.agent run <job-id> <task-index> <node-index> <bundle>`: started by a job's
+runner; everything else the agent needs is in the job's bundle folder.
 
-`python -m batchai_cli.agent run-slurm <job-id>`: the same, as a task of the job's srun step, with
-the task and node from Slurm ($SLURM_PROCID, $SLURM_NODEID, $SLURMD_NODENAME).
+`python -m batchai_cli.agent run-slurm <job-id> <bundle>`: the same, as a task of the job's srun
+step, with the task and node from Slurm ($SLURM_PROCID, $SLURMD_NODENAME).
 """
 
 import sys
 
 from batchai_cli.agent.node import main, main_slurm
 
-USAGE = "usage: python -m batchai_cli.agent run <job-id> <task-index> <node-index> | run-slurm <job-id>"
+USAGE = (
+    "usage: python -m batchai_cli.agent run <job-id> <task-index> <node-index> <bundle> | run-slurm <job-id> <bundle>"
+)
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "run":
+    if len(sys.argv) == 6 and sys.argv[1] == "run":
         sys.exit(main(sys.argv[2:]))
-    if len(sys.argv) == 3 and sys.argv[1] == "run-slurm":
-        sys.exit(main_slurm(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "run-slurm":
+        sys.exit(main_slurm(sys.argv[2], sys.argv[3]))
     sys.exit(USAGE)

@@ -4,27 +4,24 @@
     $BATCHAI_HOME/nodes/<node-id>/jobs                           $AZ_BATCHAI_JOB_TEMP_DIR
     $BATCHAI_HOME/nodes/<node-id>/jobs/<ws>/<exp>/<job>          $AZ_BATCHAI_JOB_TEMP
     $BATCHAI_HOME/nodes/<node-id>/jobs/<ws>/<exp>/<job>/mounts   $AZ_BATCHAI_JOB_MOUNT_ROOT
-    $BATCHAI_HOME/shared/jobs/<job uuid>                         $AZ_BATCHAI_SHARED_JOB_TEMP, the MPI host
-                                                                 file, and the agents' results
+    <shared root>/jobs/<job uuid>                                the job's bundle (bundle.py): the request,
+                                                                 the reports, the agents' results;
+                                                                 $AZ_BATCHAI_SHARED_JOB_TEMP, the MPI host file
 
-All nodes of a local cluster are on this machine, so the shared folder is simply shared; a Slurm
-cluster needs $BATCHAI_HOME on a file system its nodes share.
+The node folders are the node's own; only the shared root (settings.shared_root(), default
+$BATCHAI_HOME/shared) must be the same folder on every node of a Slurm cluster.
 """
 
 from __future__ import annotations
 
 import os
 
-from batchai_cli import settings
+from batchai_cli import bundle, settings
 from batchai_cli.ids import ResourceId
 
 
-def job_uuid(body: dict) -> str:
-    return (body.get("jobOutputDirectoryPathSegment") or "").rsplit("/", 1)[-1]
-
-
 def shared_dir(body: dict) -> str:
-    return os.path.join(settings.home(), "shared", "jobs", job_uuid(body))
+    return bundle.folder_of(body)
 
 
 def node_root(node_id: str) -> str:

@@ -17,49 +17,48 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from batchai_cli import bundle as bundles
 from batchai_cli import ids, private
 from batchai_cli.agent import environment, layout, toolkits
 from batchai_cli.agent.logs import LogShipper, Stream
 from batchai_cli.agent.volumes import Placed, clean_node, place, release, upload_changes, volume_mode
-from batchai_cli.engines import ready_for_signals
 from batchai_cli.models import batchai_error
+from batchai_cli.procs import ready_for_signals
 from batchai_cli.storage import paths
 
 KILL_GRACE = 5.0
 
 
 class NodeRun:
-    def __init__(self, job_id: str, task_index: int, node_index: int, *, slurm_node: str | None = None):
-        from batchai_cli.services import clusters
-        from batchai_cli.state import open_state
+    """One node's part of a job, from the job's bundle only (never state.db): the request the
+    CLI wrote at `job create`, and the launch the runner wrote when the job got its nodes."""
 
-        self.rid = ids.parse(job_id, expect="job")
+    def __init__(self, job_id: str, task_index: int, bundle_path: str, *, slurm_node: str | None = None):
+        self.bundle = bundles.adopt(bundle_path)
+        request = self.bundle.request()
+        launch = self.bundle.read(bundles.LAUNCH)
+        if launch is None:
+            raise SystemExit(f"The job's launch ({self.bundle.file(bundles.LAUNCH)}) is missing: no runner started it.")
+        self.rid = ids.parse(request["id"], expect="job")
+        if str(self.rid) != job_id:
+            raise SystemExit(f"The bundle {bundle_path} is job {self.rid}'s, not {job_id}'s.")
         self.task_index = task_index
-        self.state = open_state()
-        self.body = self.state.get(self.rid)
-        if self.body is None:
-            raise SystemExit(f"job {job_id} does not exist")
-        private = self.state.get_private(self.rid)
-        self.properties = private["properties"]
-        self.options = private.get("options", {})
-        cluster_rid = ids.parse(self.properties["cluster"]["id"], expect="cluster")
-        cluster_body = self.state.get(cluster_rid) or {}
-        self.cluster_properties = self.state.get_private(cluster_rid).get("properties", {})
+        self.body = request["body"]
+        self.properties = request["properties"]
+        self.options = {**(request.get("options") or {}), **launch}
+        self.cluster_properties = (request.get("cluster") or {}).get("properties") or {}
         self.slurm_job = os.environ.get("SLURM_JOB_ID") if slurm_node else None
         if slurm_node:  # a Slurm node goes by its Slurm name
             self.node_id = slurm_node
-            self.node_count = len(self.options["nodes"])
         else:
-            self.node_ids = clusters.node_ids(cluster_rid, cluster_body, max(self.options["nodes"]) + 1)
-            self.node_id = self.node_ids[node_index]
-            self.nodes = [self.node_ids[i] for i in self.options["nodes"]]
-            self.node_count = len(self.nodes)
+            self.node_id = launch["node_ids"][task_index]
+        self.nodes = launch.get("node_names") or launch["node_ids"]
+        self.node_count = len(launch["nodes"])
         # Where each node is reached: the runner looks Slurm nodes' addresses up; local ones are here.
-        self.hosts = self.options.get("hosts") or ["127.0.0.1"] * self.node_count
-        self.state.close()
+        self.hosts = launch.get("hosts") or ["127.0.0.1"] * self.node_count
         self.segment = self.body["jobOutputDirectoryPathSegment"]
         self.job_dir = layout.job_dir(self.node_id, self.rid)
-        self.shared = layout.shared_dir(self.body)
+        self.shared = self.bundle.path
         self.errors: list[dict] = []
         self.children: list[subprocess.Popen] = []
         self.terminated = False
@@ -77,9 +76,7 @@ class NodeRun:
         signal.signal(signal.SIGINT, self._on_term)
         ready_for_signals()
         if self.slurm_job:  # a stop signalled before the handlers were in place was ignored
-            from batchai_cli.engines.slurm import stop_mark
-
-            self.terminated = os.path.exists(stop_mark(self.shared))
+            self.terminated = os.path.exists(self.bundle.file("stop-agents"))
         for folder in (self.job_dir, self.shared):
             os.makedirs(folder, exist_ok=True)
         exit_code: int | None = None
@@ -344,7 +341,7 @@ class NodeRun:
             env=names,
             workdir=self.job_dir,
             shm_size=container.get("shmSize"),
-            name=f"batchai-{layout.job_uuid(self.body)[:12]}-{self.task_index}-{len(self.children)}",
+            name=f"batchai-{bundles.job_uuid(self.body)[:12]}-{self.task_index}-{len(self.children)}",
         )
 
     def _pull_image(self) -> None:
@@ -426,11 +423,11 @@ class NodeRun:
                 # execution.log is closed now; the job's errors are where this one can still be seen.
                 self.errors.append(batchai_error("LogShippingFailed", problem))
         result = {"exitCode": exit_code, "errors": self.errors, "essential": essential, "terminated": self.terminated}
-        tmp = layout.result_path(self.body, self.task_index) + ".tmp"
+        tmp = self.bundle.result_path(self.task_index) + ".tmp"
         os.makedirs(os.path.dirname(tmp), exist_ok=True)
         with open(tmp, "w") as handle:
             json.dump(result, handle)
-        os.replace(tmp, layout.result_path(self.body, self.task_index))
+        os.replace(tmp, self.bundle.result_path(self.task_index))
         return 0 if exit_code == 0 and not self.errors else 1
 
 
@@ -488,13 +485,12 @@ def _describe(exc: BaseException) -> str:
 
 
 def main(argv: list[str]) -> int:
-    job_id, task_index, node_index = argv[0], int(argv[1]), int(argv[2])
+    job_id, task_index, bundle_path = argv[0], int(argv[1]), argv[3]
     private.enter()
-    return NodeRun(job_id, task_index, node_index).run()
+    return NodeRun(job_id, task_index, bundle_path).run()
 
 
-def main_slurm(job_id: str) -> int:
+def main_slurm(job_id: str, bundle_path: str) -> int:
     """One task of a Slurm job's srun step: task and node as Slurm numbers and names them."""
-    task_index, node_index = int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_NODEID"])
     private.enter()
-    return NodeRun(job_id, task_index, node_index, slurm_node=os.environ["SLURMD_NODENAME"]).run()
+    return NodeRun(job_id, int(os.environ["SLURM_PROCID"]), bundle_path, slurm_node=os.environ["SLURMD_NODENAME"]).run()

@@ -33,8 +33,15 @@ def _pairs(values: list[str]) -> dict[str, str]:
 )
 @click.option("-l", "--list-defaults", is_flag=True, help="List the defaults in effect.")
 @click.option("--subscription", metavar="ID", help="Set the local subscription id used in resource ids.")
+@click.option(
+    "--shared-dir",
+    metavar="PATH",
+    help="The folder every node of a Slurm cluster sees at the same path (NFS, Lustre), for job bundles "
+    "and node reports. Default: $BATCHAI_HOME/shared; BATCHAI_SHARED_DIR overrides it. An empty value "
+    "removes the setting.",
+)
 @click.argument("more", nargs=-1, metavar="")
-def configure(defaults, list_defaults, subscription, more):
+def configure(defaults, list_defaults, subscription, shared_dir, more):
     """Manage defaults and settings, kept in $BATCHAI_HOME/config.
 
     \b
@@ -47,6 +54,8 @@ def configure(defaults, list_defaults, subscription, more):
         batchai configure --defaults workspace=
       List the defaults in effect.
         batchai configure --list-defaults -o table
+      Keep job bundles on a file system every Slurm node mounts.
+        batchai configure --shared-dir /nfs/batchai
     """
     if more and not defaults:
         raise UsageError(f"unrecognized arguments: {' '.join(more)}")
@@ -55,6 +64,8 @@ def configure(defaults, list_defaults, subscription, more):
         settings.set_defaults(_pairs([*defaults, *more]))
     if subscription:
         settings.set_subscription_id(subscription)
-    if list_defaults or not (defaults or subscription):
+    if shared_dir is not None:
+        settings.set_shared_root(shared_dir)
+    if list_defaults or not (defaults or subscription or shared_dir is not None):
         return settings.list_defaults()
     return None

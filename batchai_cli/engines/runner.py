@@ -1,22 +1,23 @@
-"""A job's runner: waits for the job's turn and nodes, starts one agent per node, enforces the
-wall-clock limit and termination, and records the job's end. One detached process per job.
+"""A job's runner, inside the job's allocation: starts one agent per node, enforces the wall-clock
+limit and stop requests, and reports the job's start and end. It reads and writes only the job's
+bundle (bundle.py) and never opens state.db, so it runs wherever the engine puts it:
 
-    python -m batchai_cli.engines.runner <job-id>            (local: started detached by job create)
-    python -m batchai_cli.engines.runner --slurm <job-id>    (slurm: the batch script of the job)
+    python -m batchai_cli.engines.runner <job-id>                      (local: engines/local.py
+                                                                         queues, then runs this)
+    python -m batchai_cli.engines.runner --slurm <job-id> <bundle>     (slurm: the job's batch
+                                                                         script, on its first node)
 
-Queue: a job starts when it is first among the cluster's queued jobs (schedulingPriority, then
-age) and the cluster has as many free nodes as it needs (all at once). Runners sleep between
-checks and are woken (SIGUSR1) when nodes may have been freed.
+What it reports (reports/started.json, reports/ended.json) is folded into state.db by whoever reads
+the job next (reports.fold); on a local cluster the local engine folds at once, to free the nodes.
 
-On a Slurm cluster Slurm has done the queueing by the time the runner starts, on the nodes it
-chose: the runner takes nodes 0..N-1 in batchai's records (for display), starts the agents as one
-srun step (engines/slurm.py) instead of one process each, and otherwise works as here.
+Stops: a stop request in the bundle (stop.json: `job terminate`, `cluster delete`), SIGTERM (the
+local engine passes terminate on; Slurm sends it for scancel and its time limits), and
+maxWallClockTime.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -25,148 +26,99 @@ import sys
 import threading
 import time
 
-from batchai_cli import ids, log, private, state
+from batchai_cli import bundle as bundles
+from batchai_cli import log, private
 from batchai_cli.agent import layout, toolkits
-from batchai_cli.engines import blocked_signals, python_module, ready_for_signals
 from batchai_cli.models import batchai_error, stop_error
+from batchai_cli.procs import blocked_signals, python_module, ready_for_signals
 
 TERMINATE_GRACE = 20.0
 POLL = 0.2
-QUEUE_POLL = 1.0
 
 
 class Runner:
-    def __init__(self, job_id: str, *, slurm: bool = False):
-        self.rid = ids.parse(job_id, expect="job")
+    def __init__(self, job_bundle: bundles.Bundle, *, slurm: bool = False):
+        self.bundle = job_bundle
+        self.request = job_bundle.request()
+        self.job_id = self.request["id"]
         self.slurm = slurm
-        self.db = state.open_state()
         self.wake = threading.Event()
-        self.stop_reason: str | None = None
+        self.signalled = False
+
+    def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGUSR1, lambda *_: self.wake.set())
         ready_for_signals()
 
     def _on_term(self, *_args) -> None:
-        # Under Slurm, SIGTERM comes from batchai's terminate or from Slurm itself (scancel, time
-        # limit); the job's state tells which (run()).
-        self.stop_reason = self.stop_reason or ("signalled" if self.slurm else "terminated")
+        # SIGTERM comes from batchai's terminate (with a stop request in the bundle) or, under
+        # Slurm, from Slurm itself (scancel, time limit); the bundle tells which.
+        self.signalled = True
         self.wake.set()
 
-    # -- queue --------------------------------------------------------------------------------
+    def stop_reason(self) -> str | None:
+        """Why the job must stop now: the bundle's stop request, else "slurm" for a signal that came
+        without one (Slurm's own), else None."""
+        reason = self.bundle.stop_reason()
+        if reason:
+            return reason
+        if self.signalled:
+            return "slurm" if self.slurm else "JobTerminated"
+        return None
 
-    def wait_for_nodes(self) -> list[int] | None:
-        from batchai_cli.services.clusters import usable_nodes
+    # -- the end of a job that never started ----------------------------------------------------
 
-        delay = POLL
-        while True:
-            run = self.db.get_run(self.rid.key)
-            if run is None:
-                return None  # deleted
-            if run["phase"] == "terminating" or self.stop_reason:
-                self.stop_reason = "terminated"
-                return None
-            cluster_rid = ids.parse(self.db.get(self.rid)["cluster"]["id"])
-            cluster = self.db.get(cluster_rid)
-            if cluster is None:
-                self.stop_reason = "cluster-deleted"
-                return None
-            usable = usable_nodes(cluster, self.db.get_private(cluster_rid))
-            if self._may_fit(run, usable):
-                nodes = self.db.claim_nodes(self.rid.key, usable)
-                if nodes is not None:
-                    return nodes
-            self.wake.wait(delay)
-            self.wake.clear()
-            delay = min(delay * 1.5, QUEUE_POLL)
+    def end_unstarted(self, reason: str) -> dict:
+        """Report the end of a job stopped before it started; returns the report."""
+        ended = _now()
+        report = {
+            "executionState": "failed",
+            "startTime": None,
+            "endTime": ended,
+            "exitCode": None,
+            "errors": [stop_error(reason, started=False)],
+        }
+        self.bundle.report(bundles.ENDED, report)
+        return report
 
-    def _may_fit(self, run: dict, usable: list[int]) -> bool:
-        """A read-only look before taking the write lock: head of the queue, and enough nodes free."""
-        runs = self.db.runs(cluster_key=run["cluster_key"])
-        queued = [r for r in runs if r["phase"] == "queued"]
-        if not queued or queued[0]["job_key"] != run["job_key"]:
-            return False
-        busy = {node for r in runs if r["phase"] in ("running", "terminating") for node in r["nodes"]}
-        return len([node for node in usable if node not in busy]) >= run["node_count"]
+    # -- the run -----------------------------------------------------------------------------------
 
-    def take_slurm_nodes(self) -> list[int] | None:
-        """Slurm gave the job its nodes: record it running on nodes 0..N-1, unless it was
-        terminated, deleted or ended meanwhile."""
-        run = self.db.get_run(self.rid.key)
-        if run is None:
-            return None
-        if run["phase"] != "queued":
-            self.stop_reason = "terminated"
-            return None
-        if self.db.get(ids.parse(self.db.get(self.rid)["cluster"]["id"])) is None:
-            self.stop_reason = "cluster-deleted"
-            return None
-        nodes = list(range(run["node_count"]))
-
-        def still_queued(body: dict, current: dict) -> dict:
-            if current["phase"] != "queued":
-                raise _NotQueued
-            return body
-
-        try:
-            self.db.update_job(self.rid, still_queued, phase="running", nodes=nodes)
-        except _NotQueued:
-            self.stop_reason = "terminated"
-            return None
-        return nodes
-
-    # -- run ----------------------------------------------------------------------------------
-
-    def run(self) -> int:
-        nodes = self.take_slurm_nodes() if self.slurm else self.wait_for_nodes()
-        if nodes is None:
-            run = self.db.get_run(self.rid.key)
-            if run is not None and run["phase"] in state.ACTIVE_PHASES:
-                self.finish(None, [stop_error(self._stop_code(), started=False)], started=None)
-            return 0
-        started = state.now_iso()
-        body, _run = self.db.update_job(self.rid, lambda b, r: _running(b, started))
-        private = self.db.get_private(self.rid)
-        properties = private["properties"]
-        shared = layout.shared_dir(body)
-        os.makedirs(shared, exist_ok=True)
+    def run(self, nodes: list[int], node_ids: list[str], *, node_names: list[str] | None = None) -> dict:
+        """Run the job on `nodes` (cluster node indexes; their ids, and their Slurm names under Slurm)
+        to its end; returns the ended report, written to the bundle too."""
+        started = _now()
+        shared = self.bundle.path
         for name in os.listdir(shared):
             if name.startswith(("result-", "pgids-", "stop-agents")):
                 os.unlink(os.path.join(shared, name))
-        launch = {"nodes": nodes, "ports": _free_ports(2 * len(nodes) + 4)}
-        if self.slurm:
+        launch = {"nodes": nodes, "node_ids": node_ids, "ports": _free_ports(2 * len(nodes) + 4)}
+        if node_names is not None:
             from batchai_cli.engines import slurm
 
-            names = slurm.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
-            addresses = slurm.node_addresses(names)
-            launch.update(node_names=names, hosts=[addresses.get(name, name) for name in names])
-        options = {**private.get("options", {}), **launch}
-        self.db.update_private(self.rid, lambda p: {**p, "options": options})
-        if self.slurm:
-            agents = slurm.AgentStep(
-                str(self.rid), launch["node_names"], shared, lambda task: layout.result_path(body, task)
-            )
+            addresses = slurm.node_addresses(node_names)
+            launch.update(node_names=node_names, hosts=[addresses.get(name, name) for name in node_names])
+        self.bundle.write(bundles.LAUNCH, launch)
+        self.bundle.report(bundles.STARTED, {"startTime": started, "nodes": nodes})
+        properties = self.request["properties"]
+        if node_names is not None:
+            from batchai_cli.engines import slurm
+
+            agents = slurm.AgentStep(self.job_id, node_names, self.bundle)
         else:
-            agents = LocalAgents(str(self.rid), nodes, shared)
-        limit = _wall_clock_seconds(properties)
+            agents = LocalAgents(self.job_id, nodes, self.bundle)
+        limit = wall_clock_seconds(properties)
         essential = self._essential_tasks(properties, len(nodes))
         deadline = time.monotonic() + limit if limit else None
         errors: list[dict] = []
+        reason: str | None = None
         stopping_at: float | None = None
-        while True:
-            if not agents.running():
-                break
+        while agents.running():
             if all(agents.task_done(t) for t in essential) and stopping_at is None:
                 agents.signal(signal.SIGTERM)  # parameter servers and idle nodes
                 stopping_at = time.monotonic()
-            run = self.db.get_run(self.rid.key)
-            if run is None:
-                self.stop_reason = "deleted"
-            elif run["phase"] == "terminating":
-                self.stop_reason = self.stop_reason or "terminated"
-            if self.stop_reason == "signalled":
-                self.stop_reason = "terminated" if run and run["phase"] == "terminating" else "slurm"
-            if deadline and time.monotonic() > deadline and not self.stop_reason:
-                self.stop_reason = "wallclock"
+            reason = reason or self.stop_reason()
+            if deadline and time.monotonic() > deadline and not reason:
+                reason = "wallclock"
                 errors.append(
                     batchai_error(
                         "JobMaxWallClockTimeExceeded",
@@ -174,16 +126,17 @@ class Runner:
                         f"({properties['constraints']['maxWallClockTime']}) and was stopped.",
                     )
                 )
-            if self.stop_reason and stopping_at is None:
+            if reason and stopping_at is None:
                 agents.signal(signal.SIGTERM)
                 stopping_at = time.monotonic()
             if stopping_at and time.monotonic() - stopping_at > TERMINATE_GRACE:
                 agents.signal(signal.SIGKILL)
             self.wake.wait(POLL)
             self.wake.clear()
+        reason = reason or self.stop_reason()
         exit_code = None
         for task in range(len(nodes)):
-            result = _read_result(body, task)
+            result = self.bundle.read(f"result-{task}.json")
             if result is None:
                 errors.append(
                     batchai_error(
@@ -194,30 +147,20 @@ class Runner:
                     )
                 )
                 if not self.slurm:  # Slurm stops what is left of the step on each node itself
-                    layout.kill_job_processes(body, task)
+                    layout.kill_job_processes(self.request["body"], task)
                 continue
             errors.extend(result.get("errors") or [])
             # The job's exit code: the first failure among the essential nodes, else the master's.
             if task in essential and result.get("exitCode") is not None and exit_code in (None, 0):
                 exit_code = result["exitCode"]
-        if self.stop_reason == "deleted":
-            return 0
-        if self.stop_reason in ("terminated", "cluster-deleted"):
-            errors.append(stop_error(self._stop_code(), started=True))
-        elif self.stop_reason == "slurm":
+        if reason == "slurm":
             from batchai_cli.engines import slurm
 
             slurm_job = os.environ.get("SLURM_JOB_ID", "?")
             errors.append(batchai_error("SlurmJobEnded", slurm.state_message(slurm_job), slurmJobId=slurm_job))
-        self.finish(exit_code, errors, started=started)
-        return 0
-
-    def _stop_code(self) -> str:
-        """Why the job was stopped: the code its terminate recorded (ClusterDeleted for `cluster
-        delete`), ClusterDeleted when the runner found the cluster gone, else JobTerminated."""
-        if self.stop_reason == "cluster-deleted":
-            return "ClusterDeleted"
-        return self.db.get_private(self.rid).get("stop") or "JobTerminated"
+        elif reason and reason != "wallclock":
+            errors.append(stop_error(reason, started=True))
+        return self._report_end(exit_code, errors, started)
 
     def _essential_tasks(self, properties: dict, node_count: int) -> list[int]:
         cluster = toolkits.Cluster(hosts=["127.0.0.1"] * node_count, ports=[])
@@ -228,45 +171,32 @@ class Runner:
         ]
         return sorted(set(tasks) | {0})
 
-    def finish(self, exit_code: int | None, errors: list[dict], *, started: str | None) -> None:
-        ended = state.now_iso()
+    def _report_end(self, exit_code: int | None, errors: list[dict], started: str) -> dict:
         succeeded = exit_code == 0 and not errors
         if exit_code not in (None, 0) and not any(e["code"] == "JobTerminated" for e in errors):  # one says it
             errors.insert(0, batchai_error("JobFailed", "Job failed with non-zero exit code"))
-
-        def change(body: dict, _run: dict) -> dict:
-            body["executionState"] = "succeeded" if succeeded else "failed"
-            body["executionStateTransitionTime"] = ended
-            body["executionInfo"] = {
-                "startTime": started,
-                "endTime": ended,
-                "exitCode": exit_code,
-                "errors": errors or None,
-            }
-            return body
-
-        try:
-            self.db.update_job(self.rid, change, phase="ended", nodes=[])
-        except state.MissingResource:
-            return
-        wake_runners(self.db, self.db.get_run(self.rid.key)["cluster_key"])
-
-
-class _NotQueued(Exception):
-    """The job left the queue (terminated, ended) before its runner could start it."""
+        report = {
+            "executionState": "succeeded" if succeeded else "failed",
+            "startTime": started,
+            "endTime": _now(),
+            "exitCode": exit_code,
+            "errors": errors or None,
+        }
+        self.bundle.report(bundles.ENDED, report)
+        return report
 
 
 class LocalAgents:
     """A job's agents on this machine: one process per node, each in its own session."""
 
-    def __init__(self, job_id: str, nodes: list[int], shared: str):
+    def __init__(self, job_id: str, nodes: list[int], job_bundle: bundles.Bundle):
         self.processes = []
         for task, node in enumerate(nodes):
-            log_path = os.path.join(shared, f"agent-{task}.log")
+            log_path = job_bundle.file(f"agent-{task}.log")
             with open(log_path, "ab") as handle, blocked_signals():
                 self.processes.append(
                     subprocess.Popen(
-                        python_module("batchai_cli.agent", "run", job_id, str(task), str(node)),
+                        python_module("batchai_cli.agent", "run", job_id, str(task), str(node), job_bundle.path),
                         stdin=subprocess.DEVNULL,
                         stdout=handle,
                         stderr=handle,
@@ -294,35 +224,13 @@ class LocalAgents:
         return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
 
 
-def _running(body: dict, started: str) -> dict:
-    body["executionState"] = "running"
-    body["executionStateTransitionTime"] = started
-    body["executionInfo"] = {"startTime": started, "endTime": None, "exitCode": None, "errors": None}
-    return body
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def wake_runners(db, cluster_key: str) -> None:
-    """Nudge the queued runners of a cluster on this machine: nodes may be free now."""
-    host = socket.gethostname()
-    for run in db.runs(cluster_key=cluster_key, phases=("queued",)):
-        runner = run.get("runner") or {}
-        if runner.get("host") == host and runner.get("pid"):
-            from batchai_cli.engines import process_alive
-
-            if process_alive(runner["pid"], runner.get("start")):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(runner["pid"], signal.SIGUSR1)
-
-
-def _read_result(body: dict, task: int) -> dict | None:
-    try:
-        with open(layout.result_path(body, task)) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
-
-def _wall_clock_seconds(properties: dict) -> float | None:
+def wall_clock_seconds(properties: dict) -> float | None:
     from batchai_cli.config.checks import parse_duration
 
     text = (properties.get("constraints") or {}).get("maxWallClockTime")
@@ -342,12 +250,35 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+def run_slurm(bundle_path: str) -> int:
+    """The batch script of a Slurm job: the job's nodes are the allocation's."""
+    from batchai_cli.engines import slurm
+
+    job_bundle = bundles.adopt(bundle_path)
+    runner = Runner(job_bundle, slurm=True)
+    runner.bundle.report(
+        bundles.RUNNER, {"host": socket.gethostname(), "pid": os.getpid(), "slurmJobId": os.environ.get("SLURM_JOB_ID")}
+    )
+    runner.install_signals()
+    reason = runner.stop_reason()
+    if reason:  # terminated (or found lost) before Slurm started it
+        runner.end_unstarted(reason)
+        return 0
+    names = slurm.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
+    node_count = int(runner.request["properties"]["nodeCount"])
+    runner.run(list(range(node_count)), names[:node_count], node_names=names[:node_count])
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    slurm = argv[:1] == ["--slurm"]
     private.enter()
     try:
-        return Runner(argv[-1], slurm=slurm).run()
-    except Exception as exc:  # the log file is the only witness; the job show reconciles the state
+        if argv[:1] == ["--slurm"]:
+            return run_slurm(argv[2])
+        from batchai_cli.engines import local
+
+        return local.run_queued(argv[0])
+    except Exception as exc:  # the log file is the only witness; the next look at the job reconciles
         log.warning("runner failed: %s", exc)
         import traceback
 

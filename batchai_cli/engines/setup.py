@@ -23,8 +23,8 @@ from batchai_cli.agent import environment, layout
 from batchai_cli.agent.logs import LogShipper
 from batchai_cli.agent.node import _pump
 from batchai_cli.agent.volumes import place, upload_changes
-from batchai_cli.engines import ready_for_signals
 from batchai_cli.models import batchai_error
+from batchai_cli.procs import ready_for_signals
 from batchai_cli.storage import paths
 
 
@@ -122,7 +122,7 @@ def run_node(rid, body: dict, properties: dict, index: int, node_id: str) -> Non
 
 
 def main(argv: list[str]) -> int:
-    from batchai_cli.services.clusters import node_ids
+    from batchai_cli.nodes import node_ids
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ready_for_signals()
@@ -135,7 +135,7 @@ def main(argv: list[str]) -> int:
     if body is None:
         return 0
     indexes = [int(value) for value in argv[1:]]
-    names = node_ids(rid, body, max(indexes) + 1)
+    names = node_ids(rid.key, body.get("creationTime") or "", range(max(indexes) + 1))
     threads = [
         threading.Thread(target=run_node, args=(rid, body, properties, index, names[index])) for index in indexes
     ]
@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
         thread.start()
     for thread in threads:
         thread.join()
-    from batchai_cli.engines.runner import wake_runners
+    from batchai_cli.engines.local import wake_runners
 
     db = state.open_state()
     wake_runners(db, rid.key)

@@ -32,6 +32,7 @@ import subprocess
 import sys
 
 from batchai_cli import log
+from batchai_cli.engines.base import Engine, NodeView
 from batchai_cli.errors import EngineError
 
 NICE = {"high": 0, "normal": 1000, "low": 2000}
@@ -114,20 +115,21 @@ def _hint(stderr: str) -> str:
 # -- submitting and watching a job --------------------------------------------------------------
 
 
-def submit(job_id: str, name: str, properties: dict, engine: dict, shared_dir: str) -> str:
-    """Submit a job's runner with sbatch; returns the Slurm job id. shared_dir must be on a file
-    system the nodes share (it holds the batch script, runner.log and the agents' results)."""
+def submit(job_id: str, name: str, properties: dict, engine: dict, bundle_path: str) -> str:
+    """Submit a job's runner with sbatch; returns the Slurm job id. The bundle must be on a file
+    system the nodes share (it holds the request, the batch script, runner.log and the reports)."""
     from batchai_cli import private
-    from batchai_cli.engines import python_module
+    from batchai_cli.procs import python_module
 
     nodes = int(properties["nodeCount"])
-    script = os.path.join(shared_dir, "job.sbatch")
-    runner = " ".join(_quote(arg) for arg in python_module("batchai_cli.engines.runner", "--slurm", job_id))
+    script = os.path.join(bundle_path, "job.sbatch")
+    argv = python_module("batchai_cli.engines.runner", "--slurm", job_id, bundle_path)
+    runner = " ".join(_quote(arg) for arg in argv)
     with os.fdopen(private.open_file(script, os.O_WRONLY | os.O_TRUNC), "w") as handle:
         # Signals are ignored until the runner has its handlers: a terminate in that window is
-        # not lost, the runner reads the job's state before it starts anything.
+        # not lost, the runner reads the bundle's stop request before it starts anything.
         handle.write(f"#!/bin/sh\ntrap '' TERM INT USR1\nexec {runner}\n")
-    log_path = os.path.join(shared_dir, "runner.log")
+    log_path = os.path.join(bundle_path, "runner.log")
     argv = [
         "sbatch",
         "--parsable",
@@ -140,7 +142,7 @@ def submit(job_id: str, name: str, properties: dict, engine: dict, shared_dir: s
         f"--output={log_path}",
         f"--error={log_path}",
         "--open-mode=append",
-        f"--chdir={shared_dir}",
+        f"--chdir={bundle_path}",
         f"--nice={NICE.get(properties.get('schedulingPriority') or 'normal', NICE['normal'])}",
     ]
     if engine.get("partition"):
@@ -177,9 +179,9 @@ def partition_time_limit(partition: str) -> int | None:
 
 
 def time_limit_minutes(properties: dict) -> int | None:
-    from batchai_cli.engines.runner import _wall_clock_seconds
+    from batchai_cli.engines.runner import wall_clock_seconds
 
-    seconds = _wall_clock_seconds(properties)
+    seconds = wall_clock_seconds(properties)
     return math.ceil(seconds / 60) + RUNNER_GRACE_MINUTES if seconds else None
 
 
@@ -281,11 +283,12 @@ class AgentStep:
     # Our batch script runs exactly one srun, so its step is the job's step 0.
     STEP = 0
 
-    def __init__(self, job_id: str, node_names: list[str], shared_dir: str, result_path):
+    def __init__(self, job_id: str, node_names: list[str], job_bundle):
         self.slurm_job = os.environ["SLURM_JOB_ID"]
-        self.result_path = result_path
+        self.result_path = job_bundle.result_path
         self.node_names = node_names
-        self.stop_mark = stop_mark(shared_dir)
+        self.stop_mark = stop_mark(job_bundle.path)
+        shared_dir = job_bundle.path
         node_count = len(node_names)
         # slurmstepd starts tasks with signals unblocked, so an agent would die of a SIGTERM sent
         # before its handlers are in place (a short task 0 ends before the idle nodes' agents have
@@ -306,6 +309,7 @@ class AgentStep:
             "batchai_cli.agent",
             "run-slurm",
             job_id,
+            job_bundle.path,
         ]
         self.srun = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         self.killed = False
@@ -412,3 +416,161 @@ def node_state_kind(state: str) -> str:
     if base == "draining":
         return "leaving"
     return "unusable"
+
+
+# -- the Engine ----------------------------------------------------------------------------------
+
+NODE_KINDS = ("idle", "running", "preparing", "leaving", "unusable")
+
+
+def active_states(slurm_jobs: list[str]) -> dict[str, str]:
+    """Slurm job id -> state, for those of `slurm_jobs` Slurm still has queued or running: one
+    squeue for all of them."""
+    if not slurm_jobs:
+        return {}
+    out = run(
+        ["squeue", "-h", "--states=all", "-j", ",".join(slurm_jobs), "-o", "%i %T"], what="ask Slurm about the jobs"
+    )
+    states = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] in ACTIVE_STATES:
+            states[parts[0]] = parts[1]
+    return states
+
+
+class SlurmEngine(Engine):
+    """A cluster on a Slurm partition: Slurm queues the job, picks its nodes and runs its runner
+    as the batch script (see the top of this module)."""
+
+    name = "slurm"
+
+    def check_cluster(self, properties: dict) -> None:
+        import shutil
+
+        from batchai_cli.errors import BatchAIError
+
+        if not shutil.which("sbatch"):
+            raise BatchAIError(
+                "The slurm engine needs Slurm's sbatch and srun on this machine, and they are not on PATH.",
+                hint="Install Slurm (apt-get install slurm-wlm) or use --engine local.",
+            )
+        if (properties.get("nodeSetup") or {}).get("setupTask"):
+            raise BatchAIError(
+                "A slurm cluster does not run nodeSetup.setupTask: batchai does not own its nodes.",
+                hint="Prepare the partition's nodes yourself (e.g. with srun), and remove setupTask from cluster.json.",
+            )
+        partition_nodes((properties.get("engine") or {}).get("partition"))  # it exists, and Slurm answers
+
+    def rescaled(self, cluster, db) -> None:
+        log.warning(
+            'Cluster "%s" runs on Slurm: its scale settings are kept, but the partition\'s nodes decide '
+            "where jobs run.",
+            cluster.rid.name,
+        )
+
+    def check_fits(self, cluster, needed: int) -> None:
+        """A job may use at most every node of the partition (Slurm would keep a larger one pending for ever)."""
+        from batchai_cli.errors import BatchAIError
+
+        partition = cluster.engine_settings.get("partition")
+        size = partition_size(partition)
+        if needed > size:
+            raise BatchAIError(
+                f'The job needs {needed} node{"s" if needed != 1 else ""}, but cluster "{cluster.rid.name}" runs on '
+                f'Slurm partition "{partition or default_partition()}", which has {size}.',
+                hint="Lower nodeCount, or use a cluster on a larger partition (sinfo -s lists them).",
+            )
+
+    def node_view(self, cluster, runs: list[dict]):
+        """The partition's nodes and their states from sinfo (idle; allocated, mixed or completing:
+        running; powering up: preparing; draining: leaving; down, drained, not responding...:
+        unusable). Nodes busy with any job of the partition count as running."""
+        try:
+            nodes = partition_nodes(cluster.engine_settings.get("partition"))
+            errors = None
+        except EngineError as exc:
+            log.warning("%s", exc)
+            nodes = []
+            errors = [{"code": "SlurmNotAnswering", "message": str(exc), "details": None}]
+        counts = dict.fromkeys(NODE_KINDS, 0)
+        for _name, node_state in nodes:
+            counts[node_state_kind(node_state)] += 1
+        return NodeView(
+            current=len(nodes), counts=counts, errors=errors, resizing=bool(counts["leaving"] or counts["preparing"])
+        )
+
+    def nodes(self, cluster, count: int | None = None) -> list[dict]:
+        names = [name for name, _state in partition_nodes(cluster.engine_settings.get("partition"))]
+        return self._login_list(names)
+
+    def job_nodes(self, cluster, run: dict, launch: dict | None) -> list[dict]:
+        # The runner records the nodes Slurm gave the job once it starts them.
+        names = (launch or {}).get("node_names")
+        return self._login_list(names) if names else []
+
+    def _login_list(self, names: list[str]) -> list[dict]:
+        addresses = node_addresses(names) if names else {}
+        return [{"ipAddress": addresses.get(name, name), "nodeId": name, "port": 22} for name in names]
+
+    def deleting(self, cluster, db) -> None:
+        return None
+
+    def submit(self, job) -> dict:
+        import socket
+
+        slurm_job = submit(str(job.rid), job.name, job.properties, job.cluster.engine_settings, job.bundle_path)
+        return {"slurm_job_id": slurm_job, "host": socket.gethostname()}
+
+    def terminate(self, handle: dict) -> bool:
+        """A pending Slurm job leaves Slurm's queue (True: record its end now); a running one's
+        runner is signalled and ends the job itself (it also reads the stop request)."""
+        slurm_job = handle.get("slurm_job_id")
+        if not slurm_job:
+            return False
+        try:
+            was = cancel(slurm_job)
+        except EngineError as exc:
+            log.warning("Could not reach Slurm to stop job %s: %s", slurm_job, exc)
+            return False
+        return was == "PENDING"
+
+    def lost(self, runs: list[dict]) -> dict[str, list[dict]]:
+        """Runs whose Slurm job ended or vanished without the runner reporting the end. One squeue
+        for all; scontrol only for those squeue no longer lists (to tell why they ended)."""
+        by_job = {run["runner"]["slurm_job_id"]: run for run in runs if (run.get("runner") or {}).get("slurm_job_id")}
+        try:
+            active = active_states(list(by_job))
+        except EngineError as exc:
+            log.warning("Cannot check the jobs in Slurm: %s", exc)
+            return {}
+        lost = {}
+        for slurm_job, run in by_job.items():
+            if slurm_job in active:
+                continue
+            try:
+                errors = ended_errors(slurm_job)
+            except EngineError as exc:
+                log.warning("Cannot check Slurm job %s: %s", slurm_job, exc)
+                continue
+            if not errors:
+                continue
+            if run["phase"] == "terminating":
+                # A terminate that stopped the job before its runner could record it.
+                errors = [
+                    {"code": "JobTerminated", "message": "The job was terminated by the user.", "details": None},
+                    *errors,
+                ]
+            lost[run["job_key"]] = errors
+        return lost
+
+    def after_lost(self, run: dict, body: dict) -> None:
+        return None  # Slurm stops a job's processes on its nodes itself
+
+    def node_command(self, handle: dict | None, node: str, argv: list[str]) -> list[str]:
+        if handle and handle.get("slurm_job_id"):
+            return ["srun", "--overlap", f"--jobid={handle['slurm_job_id']}", "-w", node, "-N1", "-n1", *argv]
+        return ["srun", "-w", node, "-N1", "-n1", *argv]
+
+    def wake(self, db, cluster_key: str) -> None:
+        return None

@@ -1,14 +1,15 @@
 """Jobs: created from job.json on a cluster, queued, run by the cluster's engine, and watched.
 
-States as in Batch AI: queued -> running -> succeeded | failed, and terminating -> failed. A job's
-runner (engines/runner.py) moves it along; if that process dies without recording an end (killed,
-machine rebooted), the next look at the job (show, list, wait, cluster show) finds out and marks
-the job failed with an error saying so, so no job stays "running" forever.
+States as in Batch AI: queued -> running -> succeeded | failed, and terminating -> failed.
 
-On a Slurm cluster the runner is the job's Slurm batch job (engines/slurm.py): job create submits
-it with sbatch, terminate signals it with scancel (or removes it from Slurm's queue), and a Slurm
-job that has ended or vanished without the runner recording the end is found through squeue and
-scontrol, and reported with its Slurm job id and state.
+`job create` writes the job's bundle (bundle.py: everything its nodes need) and its row in
+state.db, then hands the job to its cluster's engine (engines/base.py), all or nothing: a create
+interrupted before the engine has the job leaves a job that the next look fails with the reason.
+The job's runner reports its start and end into the bundle; every read of a job folds those
+reports into state.db (reports.fold) and asks the engine, once for all the jobs read, whether any
+active job's runner is gone without reporting an end (killed, machine rebooted, a Slurm job
+cancelled outside batchai): such a job is marked failed with an error saying so, so no job stays
+"running" forever.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from batchai_cli import ids, log, models, state
+from batchai_cli import bundle as bundles
+from batchai_cli import engines, ids, log, models, reports, state
+from batchai_cli.bundle import Bundle
+from batchai_cli.engines.base import Cluster, Submitted
 from batchai_cli.errors import AlreadyExists, BatchAIError, InvalidState
 from batchai_cli.ids import ResourceId
 from batchai_cli.models import batchai_error, stop_error
@@ -74,8 +78,10 @@ def create_job(
     if cluster_body is None:
         raise not_found(cluster_rid, session)
     properties["cluster"] = {"id": cluster_body["id"]}
-    _check_fits(properties, cluster_rid, cluster_body)
-    cluster_properties = session.state.get_private(cluster_rid).get("properties")
+    cluster = Cluster(cluster_rid, cluster_body, session.state.get_private(cluster_rid))
+    engine = engines.for_cluster(cluster_body)
+    engine.check_fits(cluster, int(properties["nodeCount"]))
+    cluster_properties = cluster.properties
     for line in paths.check_endpoints(paths.job_volumes(properties, cluster_properties)):
         log.info("Storage endpoint of %s", line)
     options = {"container": _container(properties, no_container), "volumes": volumes}
@@ -100,6 +106,19 @@ def create_job(
     }
     if no_container and properties.get("containerSettings"):
         body["noContainer"] = True  # containerSettings are kept as the file had them; they were not used
+    job_bundle = Bundle.of(body)
+    job_bundle.create()
+    job_bundle.write(
+        bundles.REQUEST,
+        {
+            "id": str(rid),
+            "body": models.without_secrets(body),
+            "properties": properties,
+            "options": options,
+            # Of the cluster, the nodes need its volumes only (never its admin password).
+            "cluster": {"id": cluster_body["id"], "properties": _node_side(cluster_properties or {})},
+        },
+    )
     try:
         session.state.create_job(
             rid,
@@ -108,13 +127,32 @@ def create_job(
             priority=PRIORITY.get(properties.get("schedulingPriority"), 1),
             node_count=int(properties["nodeCount"]),
             private={"properties": properties, "options": options},
+            runner=submitter_handle(),
         )
     except state.DuplicateResource:
         raise _exists() from None
     except state.MissingParent:
         raise not_found(rid.parent, session) from None
-    _start_runner(session, rid)
+    try:
+        handle = engine.submit(Submitted(rid, rid.name, cluster, job_bundle.path, properties))
+    except BatchAIError as exc:
+        job_bundle.request_stop("JobStartFailed")
+        _end(session, rid, [batchai_error("JobStartFailed", f"Could not start the job: {exc.message}")])
+        raise BatchAIError(f"Could not start the job: {exc.message}", hint=exc.hint) from None
+    except BaseException:
+        # Interrupted (Ctrl-C) before the engine had the job: all or nothing, so no job is left.
+        job_bundle.request_stop("JobStartFailed")
+        with contextlib.suppress(Exception):
+            session.state.delete(rid)
+        raise
+    with contextlib.suppress(state.MissingResource):
+        session.state.update_job(rid, runner=handle)
     return get_job(session, rid)
+
+
+def _node_side(cluster_properties: dict) -> dict:
+    mounts = (cluster_properties.get("nodeSetup") or {}).get("mountVolumes")
+    return {"nodeSetup": {"mountVolumes": mounts}} if mounts else {}
 
 
 def _absolute_local_paths(properties: dict, base: str) -> None:
@@ -142,24 +180,6 @@ def _exists() -> AlreadyExists:
     )
 
 
-def _check_fits(properties: dict, cluster_rid: ResourceId, cluster_body: dict) -> None:
-    from batchai_cli.services.clusters import check_fits_slurm, is_slurm, node_capacity
-
-    if is_slurm(cluster_body):
-        check_fits_slurm(cluster_rid, cluster_body, int(properties["nodeCount"]))
-        return
-    capacity, _ = node_capacity(cluster_body)
-    needed = int(properties["nodeCount"])
-    if needed > capacity:
-        scale = "auto-scales to at most" if (cluster_body.get("scaleSettings") or {}).get("autoScale") else "has"
-        raise BatchAIError(
-            f'The job needs {needed} node{"s" if needed != 1 else ""}, but cluster "{cluster_rid.name}" {scale} '
-            f"{capacity}.",
-            hint=f"Resize it (batchai cluster resize -g {cluster_rid.resource_group} -w {cluster_rid.get('workspace')} "
-            f"-n {cluster_rid.name} -t {needed}) or lower nodeCount.",
-        )
-
-
 def _container(properties: dict, no_container: bool) -> dict | None:
     settings = properties.get("containerSettings")
     if not settings:
@@ -178,39 +198,6 @@ def _container(properties: dict, no_container: bool) -> dict | None:
         "shmSize": settings.get("shmSize"),
         "serverUrl": registry.get("serverUrl"),
     }
-
-
-def _start_runner(session: Session, rid: ResourceId) -> None:
-    from batchai_cli import private
-    from batchai_cli.agent import layout
-    from batchai_cli.engines import process_start, python_module, spawn_detached
-    from batchai_cli.services.clusters import is_slurm
-
-    body = session.state.get(rid)
-    folder = layout.shared_dir(body)
-    private.makedirs(folder)
-    cluster_body = session.state.get(ids.parse(body["cluster"]["id"], expect="cluster")) or {}
-    if is_slurm(cluster_body):
-        _submit_to_slurm(session, rid, cluster_body, folder)
-        return
-    try:
-        pid = spawn_detached(python_module("batchai_cli.engines.runner", str(rid)), os.path.join(folder, "runner.log"))
-    except (OSError, BatchAIError) as exc:
-        _end(session, rid, [batchai_error("JobStartFailed", f"Could not start the job's runner: {exc}")])
-        raise BatchAIError(f"Could not start the job: {exc}") from None
-    session.state.update_job(rid, runner={"pid": pid, "start": process_start(pid), "host": socket.gethostname()})
-
-
-def _submit_to_slurm(session: Session, rid: ResourceId, cluster_body: dict, folder: str) -> None:
-    from batchai_cli.engines import slurm
-
-    properties = session.state.get_private(rid)["properties"]
-    try:
-        slurm_job = slurm.submit(str(rid), rid.name, properties, cluster_body.get("engine") or {}, folder)
-    except BatchAIError as exc:
-        _end(session, rid, [batchai_error("JobStartFailed", f"Could not submit the job to Slurm: {exc.message}")])
-        raise BatchAIError(exc.message, hint=exc.hint) from None
-    session.state.update_job(rid, runner={"slurm_job_id": slurm_job, "host": socket.gethostname()})
 
 
 class _Ended(Exception):
@@ -239,85 +226,115 @@ def _end(session: Session, rid: ResourceId, errors: list[dict]) -> None:
         session.state.update_job(rid, change, phase="ended", nodes=[])
 
 
-# -- reading, with the runners' health checked ------------------------------------------------
+# -- reading: reports folded, lost jobs found -------------------------------------------------
 
 
-def _runner_dead(run: dict) -> bool:
-    from batchai_cli.engines import process_alive
-
-    runner = run.get("runner")
-    if not runner or runner.get("host") != socket.gethostname():
-        return False
-    return not process_alive(runner["pid"], runner.get("start"))
-
-
-def _slurm_job_ended(run: dict) -> list[dict] | None:
-    """The errors to record for an active run whose Slurm job ended or vanished without the runner
-    recording the end; None while it may still run, or when Slurm cannot be asked (said on stderr)."""
-    from batchai_cli.engines import slurm
-
-    slurm_job = run["runner"]["slurm_job_id"]
-    try:
-        errors = slurm.ended_errors(slurm_job)
-    except BatchAIError as exc:
-        log.warning("Cannot check Slurm job %s: %s", slurm_job, exc)
-        return None
-    if errors and run["phase"] == "terminating":
-        # A terminate that stopped the job before its runner could record it.
-        return [batchai_error("JobTerminated", "The job was terminated by the user."), *errors]
-    return errors
-
-
-def _dead_runner_errors(run: dict) -> list[dict] | None:
-    """For an active run: the errors to record if its runner is gone, else None."""
-    if "slurm_job_id" in (run.get("runner") or {}):
-        return _slurm_job_ended(run)
-    if not _runner_dead(run):
-        return None
-    return [
-        batchai_error(
-            "JobRunnerDied",
-            f"The process that ran this job (pid {run['runner']['pid']}) ended without recording the job's "
-            "end: it was killed or crashed. Its processes were stopped; see runner.log in the job's shared "
-            "folder.",
-        )
-    ]
-
-
-def _reconcile(session: Session, runs: list[dict]) -> list[dict]:
-    """End the active runs whose runner died; returns the runs still active."""
-    alive = []
-    woken = set()
+def refresh(session: Session, runs: list[dict]) -> list[dict]:
+    """Bring active runs up to date: fold their reports into state.db, then end those whose runner
+    is gone without reporting (the engine asked once for all of them). Returns the runs still
+    active."""
+    changed_clusters: set[str] = set()
+    pending = []
     for run in runs:
-        errors = _dead_runner_errors(run) if run["phase"] in state.ACTIVE_PHASES else None
-        if errors:
-            rid = ids.parse(session.state.get_key_id(run["job_key"]) or "", expect="job")
+        if run["phase"] not in state.ACTIVE_PHASES:
+            continue
+        rid = _job_rid(session, run)
+        if rid is not None and reports.fold(session.state, rid):
+            changed_clusters.add(run["cluster_key"])
+            current = session.state.get_run(rid.key)
+            if current is None or current["phase"] not in state.ACTIVE_PHASES:
+                continue
+            run = current
+        pending.append(run)
+    alive = []
+    for cluster_key, group in _by_cluster(pending).items():
+        engine = _engine_of(session, cluster_key)
+        lost = _interrupted_creates(group)
+        rest = [run for run in group if run["job_key"] not in lost]
+        lost.update(engine.lost(rest) if rest else {})
+        for run in group:
+            errors = lost.get(run["job_key"])
+            rid = _job_rid(session, run)
+            if not errors or rid is None:
+                alive.append(run)
+                continue
+            if reports.fold(session.state, rid):  # the end was reported meanwhile
+                changed_clusters.add(cluster_key)
+                continue
+            body = session.state.get(rid)
+            if body is not None:
+                Bundle.of(body).request_stop("JobStartFailed" if errors[0]["code"] == "JobStartFailed" else "lost")
             _end(session, rid, errors)
-            if "slurm_job_id" not in run["runner"]:  # Slurm stops a job's processes on its nodes itself
-                body = session.state.get(rid)
-                if body:
-                    from batchai_cli.agent.layout import kill_job_processes
-
-                    kill_job_processes(body)
-            woken.add(run["cluster_key"])
-        else:
-            alive.append(run)
-    for cluster_key in woken:
-        from batchai_cli.engines.runner import wake_runners
-
-        wake_runners(session.state, cluster_key)
+            if body is not None:
+                engine.after_lost(run, body)
+            changed_clusters.add(cluster_key)
+    for cluster_key in changed_clusters:
+        engine = _engine_of(session, cluster_key)
+        engine.wake(session.state, cluster_key)
     return alive
 
 
+def submitter_handle() -> dict:
+    """The handle a job has while its `job create` (this process) hands it to the engine."""
+    from batchai_cli.procs import process_start
+
+    return {"submitter": {"pid": os.getpid(), "start": process_start(os.getpid())}, "host": socket.gethostname()}
+
+
+def _interrupted_creates(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs whose `job create` is gone while it still had the job (before the engine took it)."""
+    from batchai_cli.procs import process_alive
+
+    lost = {}
+    for run in runs:
+        submitter = (run.get("runner") or {}).get("submitter")
+        if submitter and not process_alive(submitter["pid"], submitter.get("start")):
+            lost[run["job_key"]] = [
+                batchai_error(
+                    "JobStartFailed",
+                    "The `batchai job create` that submitted this job was interrupted before the job was handed "
+                    "to its cluster; the job never ran. Create it again.",
+                )
+            ]
+    return lost
+
+
+def _job_rid(session: Session, run: dict) -> ResourceId | None:
+    job_id = session.state.get_key_id(run["job_key"])
+    return ids.parse(job_id, expect="job") if job_id else None
+
+
+def _by_cluster(runs: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(run["cluster_key"], []).append(run)
+    return groups
+
+
+def _engine_of(session: Session, cluster_key: str):
+    """The engine of the cluster with this key (the local engine's checks when the cluster is gone:
+    they find nothing to do for another engine's handles)."""
+    cluster_id = session.state.get_key_id(cluster_key)
+    body = session.state.get(ids.parse(cluster_id, expect="cluster")) if cluster_id else None
+    return engines.for_cluster(body) if body is not None else engines.by_name("local")
+
+
+def cluster_engine(session: Session, cluster_rid: ResourceId):
+    """(engine, Cluster) of a cluster that exists."""
+    body = session.state.get(cluster_rid)
+    if body is None:
+        raise not_found(cluster_rid, session)
+    return engines.for_cluster(body), Cluster(cluster_rid, body, session.state.get_private(cluster_rid))
+
+
 def reconcile_cluster(session: Session, cluster_rid: ResourceId) -> list[dict]:
-    """The active runs on a cluster, after ending those whose runner died."""
-    return _reconcile(session, session.state.runs(cluster_key=cluster_rid.key))
+    """The active runs on a cluster, brought up to date (refresh)."""
+    return refresh(session, session.state.runs(cluster_key=cluster_rid.key))
 
 
 def wake_queue(session: Session, cluster_rid: ResourceId) -> None:
-    from batchai_cli.engines.runner import wake_runners
-
-    wake_runners(session.state, cluster_rid.key)
+    engine, _cluster = cluster_engine(session, cluster_rid)
+    engine.wake(session.state, cluster_rid.key)
 
 
 def get_job(session: Session, rid: ResourceId) -> dict:
@@ -325,8 +342,9 @@ def get_job(session: Session, rid: ResourceId) -> dict:
     if body is None:
         raise not_found(rid, session)
     run = session.state.get_run(rid.key)
-    if run and run["phase"] in state.ACTIVE_PHASES and not _reconcile(session, [run]):
-        body = session.state.get(rid)
+    if run and run["phase"] in state.ACTIVE_PHASES:
+        refresh(session, [run])
+        body = session.state.get(rid) or body
     return present(body)
 
 
@@ -343,7 +361,13 @@ def present(body: dict) -> dict:
 def list_jobs(session: Session, experiment: ResourceId) -> list[dict]:
     if session.state.get(experiment) is None:
         raise not_found(experiment, session)
-    return [get_job(session, ids.parse(body["id"])) for body in session.state.list("job", parent=experiment)]
+    bodies = session.state.list("job", parent=experiment)
+    active = [body for body in bodies if body.get("executionState") not in TERMINAL]
+    runs = [run for body in active if (run := session.state.get_run(ids.parse(body["id"]).key))]
+    if runs:
+        refresh(session, runs)
+        bodies = session.state.list("job", parent=experiment)
+    return [present(body) for body in bodies]
 
 
 def terminate_job(session: Session, rid: ResourceId, *, reason: str = "JobTerminated") -> None:
@@ -352,12 +376,12 @@ def terminate_job(session: Session, rid: ResourceId, *, reason: str = "JobTermin
     JobTerminated, or ClusterDeleted for `cluster delete`)."""
     get_job(session, rid)
     run = session.state.get_run(rid.key)
-    if run is None or run["phase"] not in state.ACTIVE_PHASES:
+    body = session.state.get(rid)
+    if run is None or body is None or run["phase"] not in state.ACTIVE_PHASES:
         return
     stamp = state.now_iso()
-    # Recorded before the phase changes, so the runner that sees "terminating" finds the reason.
-    with contextlib.suppress(state.MissingResource):
-        session.state.update_private(rid, lambda private: {**private, "stop": reason})
+    # Written before the phase changes, so a runner that sees the job terminating finds the reason.
+    Bundle.of(body).request_stop(reason)
 
     def change(body: dict, _run: dict) -> dict:
         body["executionState"] = "terminating"
@@ -365,27 +389,8 @@ def terminate_job(session: Session, rid: ResourceId, *, reason: str = "JobTermin
         return body
 
     session.state.update_job(rid, change, phase="terminating")
-    runner = run.get("runner") or {}
-    if runner.get("slurm_job_id"):
-        _terminate_in_slurm(session, rid, runner["slurm_job_id"], reason)
-    elif runner.get("pid") and runner.get("host") == socket.gethostname():
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(runner["pid"], signal.SIGTERM)
-
-
-def _terminate_in_slurm(session: Session, rid: ResourceId, slurm_job: str, reason: str) -> None:
-    """A pending Slurm job leaves Slurm's queue and ends here; a running one's runner is signalled
-    and ends the job itself (it also sees the job terminating, should the signal be lost)."""
-    from batchai_cli.engines import slurm
-
-    try:
-        was = slurm.cancel(slurm_job)
-    except BatchAIError as exc:
-        log.warning("Could not reach Slurm to stop job %s: %s", slurm_job, exc)
-        return
-    if was == "PENDING":
+    engine = _engine_of(session, run["cluster_key"])
+    if engine.terminate(run.get("runner") or {}):
         _end(session, rid, [stop_error(reason, started=False)])
 
 
@@ -436,17 +441,10 @@ def wait_events(
 
 def list_remote_login_information(session: Session, rid: ResourceId) -> list[dict]:
     """The nodes a job runs on (none once it has ended), as az's remote login list."""
-    from batchai_cli.services.clusters import is_slurm, node_ids, slurm_nodes
-
     job = get_job(session, rid)
     run = session.state.get_run(rid.key)
     if not run or not run["nodes"]:
         return []
-    cluster_rid = ids.parse(job["cluster"]["id"], expect="cluster")
-    cluster_body = session.state.get(cluster_rid) or {}
-    if is_slurm(cluster_body):
-        # The runner records the nodes Slurm gave the job once it starts them.
-        names = session.state.get_private(rid).get("options", {}).get("node_names")
-        return slurm_nodes(cluster_body, names) if names else []
-    names = node_ids(cluster_rid, session.state.get(cluster_rid) or {}, max(run["nodes"]) + 1)
-    return [{"ipAddress": "127.0.0.1", "nodeId": names[index], "port": 22} for index in run["nodes"]]
+    engine, cluster = cluster_engine(session, ids.parse(job["cluster"]["id"], expect="cluster"))
+    launch = Bundle.of(session.state.get(rid) or {}).read(bundles.LAUNCH)
+    return engine.job_nodes(cluster, run, launch)

@@ -67,3 +67,18 @@ def test_a_broken_settings_file_is_reported(batchai, home):
     assert result.code == 1
     assert result.err.startswith(f"ERROR: The settings file {home / 'config'} is not valid:")
     assert "Traceback" not in result.err
+
+
+def test_the_shared_folder_is_a_setting_and_an_environment_variable(batchai, home, tmp_path, monkeypatch):
+    from batchai_cli import settings
+
+    monkeypatch.delenv("BATCHAI_SHARED_DIR", raising=False)
+    assert settings.shared_root() == str(home / "shared")
+    assert batchai("configure", "--shared-dir", str(tmp_path / "nfs")).code == 0
+    assert "shared_dir = " + str(tmp_path / "nfs") in (home / "config").read_text()
+    assert settings.shared_root() == str(tmp_path / "nfs")
+    monkeypatch.setenv("BATCHAI_SHARED_DIR", str(tmp_path / "lustre"))
+    assert settings.shared_root() == str(tmp_path / "lustre")
+    monkeypatch.delenv("BATCHAI_SHARED_DIR")
+    assert batchai("configure", "--shared-dir", "").code == 0
+    assert settings.shared_root() == str(home / "shared")

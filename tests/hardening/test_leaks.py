@@ -2,8 +2,9 @@
 AZURE_BATCHAI_STORAGE_KEY and in AZURE_STORAGE_CONNECTION_STRING, a secret, and a cluster admin
 password. The test greps every command's output (with --debug too), every file the job wrote to
 storage (stdout, stderr, execution.log, outputs), the job's whole environment (the job prints it),
-a download of it all, and every file under $BATCHAI_HOME but state.db, which holds them by design
-(owner-only: test_secrets_at_rest.py)."""
+a download of it all, and every file under $BATCHAI_HOME but state.db and the job bundle's request
+(job.json), which hold them by design: the nodes need the storage key and the job's secrets
+(owner-only: test_secrets_at_rest.py). The cluster's admin password is in neither bundle file."""
 
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ def test_no_key_secret_or_password_appears_anywhere(lab, blob_job, tmp_path, mon
             for name in names:
                 path = Path(root, name)
                 if path.parent == lab.home and name in STATE_FILES:
+                    continue
+                if name == "job.json" and path.parent.parent.name == "jobs":  # the bundle's request
+                    request = path.read_text()
+                    assert PASSWORD not in request
+                    texts[str(path)] = request.replace(key, "").replace(SECRET, "")
                     continue
                 if path.is_file() and not path.is_symlink():
                     texts[str(path)] = path.read_bytes().decode(errors="replace")

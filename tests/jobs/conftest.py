@@ -57,6 +57,12 @@ class Lab:
         assert result.code == 0, result.err
         return result.json()
 
+    def bundle(self, name: str) -> Path:
+        """The job's bundle folder (in the shared folder: $BATCHAI_SHARED_DIR, else the home's)."""
+        from batchai_cli import bundle
+
+        return Path(bundle.folder_of(self.show(name)))
+
     def stdouterr(self, name: str, prefix: Path) -> Path:
         return prefix / self.show(name)["jobOutputDirectoryPathSegment"] / "stdouterr"
 

@@ -26,8 +26,10 @@ while gate and not os.path.exists(gate):
 
 
 @pytest.fixture
-def slurm_lab(lab, slurm, tmp_path):
-    """The lab with cluster "s" on the Slurm partition debug (engine settings from cluster.json)."""
+def slurm_lab(slurm_home, lab, slurm, tmp_path):
+    """The lab, in a home Slurm's nodes cannot see, with cluster "s" on the Slurm partition debug
+    (engine settings from cluster.json)."""
+    lab.home = slurm_home
     cluster_file = tmp_path / "cluster.json"
     cluster_file.write_text(json.dumps({"properties": {"engine": {"type": "slurm", "partition": "debug"}}}))
     shown = lab.cluster("s", 2, "-f", str(cluster_file))
@@ -84,6 +86,19 @@ def test_a_job_runs_through_sbatch(slurm_lab, slurm, tmp_path, monkeypatch):
     assert lab.wait("three").code == 3
     assert lab.show("three")["executionInfo"]["errors"][0]["code"] == "JobFailed"
     assert (lab.stdouterr("three", out) / "stdout.txt").read_text() == "partial\n"
+
+
+def test_slurm_nodes_cannot_see_the_control_plane(slurm_lab, tmp_path):
+    """The proof behind every test here: on the nodes, $BATCHAI_HOME (state.db) is not there, yet
+    the job runs, from its bundle in the shared folder alone."""
+    out = tmp_path / "out"
+    db = slurm_lab.home / "state.db"
+    assert db.exists()
+    # What the node sees there is its own: the node folders the agent made (nodes/n1/...).
+    command = f"test -e {db} && echo state.db visible || echo state.db hidden; ls -A {slurm_lab.home}"
+    assert slurm_lab.submit("blind", custom(command, out), cluster="s").code == 0
+    assert slurm_lab.wait("blind").code == 0
+    assert (slurm_lab.stdouterr("blind", out) / "stdout.txt").read_text() == "state.db hidden\nnodes\n"
 
 
 def test_a_two_node_pytorch_job_has_a_task_on_each_node(slurm_lab, slurm, tmp_path, monkeypatch):
@@ -174,7 +189,7 @@ def test_custom_mpi_starts_its_ranks_through_slurm(slurm_lab, tmp_path):
     waited = slurm_lab.wait("mpi")
     shown = slurm_lab.show("mpi")
     assert waited.code == 0, (out / shown["jobOutputDirectoryPathSegment"] / "stdouterr" / "stderr.txt").read_text()
-    shared = slurm_lab.home / "shared" / "jobs" / shown["jobOutputDirectoryPathSegment"].rsplit("/", 1)[1]
+    shared = slurm_lab.bundle("mpi")
     ranks = {p.name: p.read_text() for p in shared.glob("rank-*")}
     assert sorted(ranks) == ["rank-0", "rank-1", "rank-2", "rank-3"]
     assert set(ranks.values()) == {"n1", "n2"}  # Open MPI places them by the nodes' CPUs

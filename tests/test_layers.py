@@ -19,6 +19,7 @@ services/ or the faces, and the agent never reaches state.db.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,9 +92,13 @@ def test_the_walk_sees_imports_inside_functions(tmp_path, monkeypatch):
     (fake / "services").mkdir()
     (fake / "agent" / "x.py").write_text("def f():\n    from batchai_cli.services import jobs\n")
     (fake / "services" / "jobs.py").write_text("")
-    monkeypatch.setattr(__import__(__name__, fromlist=["PACKAGE"]), "PACKAGE", fake)
-    modules = {"batchai_cli.agent.x": fake / "agent" / "x.py", "batchai_cli.services.jobs": fake / "services" / "jobs.py"}
-    monkeypatch.setattr(__import__(__name__, fromlist=["MODULES"]), "MODULES", modules)
+    this = sys.modules[__name__]
+    monkeypatch.setattr(this, "PACKAGE", fake)
+    modules = {
+        "batchai_cli.agent.x": fake / "agent" / "x.py",
+        "batchai_cli.services.jobs": fake / "services" / "jobs.py",
+    }
+    monkeypatch.setattr(this, "MODULES", modules)
     assert _violations() == ["batchai_cli/agent/x.py:2: batchai_cli.agent.x imports batchai_cli.services.jobs"]
 
 

@@ -31,7 +31,8 @@ else:
     # Workers wait for their parameter server, as TensorFlow's do: the ps is only stopped once
     # the workers are done, and it must have served by then. Its marker comes through the share.
     deadline = time.time() + 90
-    while not os.path.exists(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "ps-ready")) and time.time() < deadline:
+    marker = os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "ps-ready")
+    while not os.path.exists(marker) and time.time() < deadline:
         time.sleep(0.2)
     with open(os.path.join(args.checkpoint_dir, "model-%s.ckpt" % args.task_index), "w") as handle:
         handle.write("weights of worker %s" % args.task_index)

@@ -309,10 +309,12 @@ def mount_unmanaged(volume: Volume, target: str, mount_root: str, *, env: Mappin
     return record
 
 
-def mount_file_server(volume: Volume, source, target: str, mount_root: str, *, abilities: Abilities) -> Mount | None:
-    """Put a file server at `target`: a bind mount (or, without root, a symlink: None is returned)
-    of the folder batchai serves, or the kernel's NFS mount of an export. MountError naming what
-    the node lacks (mount.nfs, root, the kernel's NFS client) or what mount said."""
+def mount_file_server(
+    volume: Volume, source, target: str, mount_root: str, *, abilities: Abilities
+) -> tuple[Mount | None, str]:
+    """Put a file server at `target`: a bind mount of the folder batchai serves (or a symlink where
+    the node cannot bind-mount: no Mount, and why), or the kernel's NFS mount of an export.
+    MountError naming what the node lacks (mount.nfs, root, the kernel's NFS client) or what mount said."""
     if source.folder:
         if not os.path.isdir(source.folder):
             raise MountError(
@@ -326,7 +328,7 @@ def mount_file_server(volume: Volume, source, target: str, mount_root: str, *, a
             )
         if abilities.bind_problem:
             _link(source.folder, target)
-            return None
+            return None, abilities.bind_problem
         argv, method, url = ["mount", "--bind", source.folder, target], "bind", source.folder
     else:
         if abilities.nfs_problem:
@@ -355,12 +357,12 @@ def mount_file_server(volume: Volume, source, target: str, mount_root: str, *, a
         said = " ".join((done.stderr or done.stdout).split()) or f"exit code {done.returncode}"
         if method == "bind":  # not permitted here (e.g. a container without CAP_SYS_ADMIN): a link does
             _link(source.folder, target)
-            return None
+            return None, f"the bind mount was refused: {said}"
         hint = ""
         if "unknown filesystem type" in said:
             hint = " (this kernel has no NFS client: load it with 'modprobe nfs', or run the job where one is)"
         raise MountError(f"mount -t nfs could not mount {url}: {said}{hint}")
-    return record
+    return record, ""
 
 
 def nfs_command(export: str, target: str, mount_options: str | None, version: str | None) -> list[str]:

@@ -124,10 +124,9 @@ def _place_file_server(
     if live is not None:
         note(f"File server {source.name} is mounted at {volume.shown_as} already ({live.method}, for the node's life).")
         return Placed(volume, target, None, None, mount=live)
-    mounted = mounts.mount_file_server(volume, source, target, mount_root, abilities=abilities)
+    mounted, why_linked = mounts.mount_file_server(volume, source, target, mount_root, abilities=abilities)
     if mounted is None:
-        why = abilities.bind_problem or "a bind mount was refused"
-        note(f"Linked file server {source.name} ({source.location}) at {volume.shown_as} (a symlink: {why}).")
+        note(f"Linked file server {source.name} ({source.location}) at {volume.shown_as} (a symlink: {why_linked}).")
     elif mounted.method == "bind":
         note(
             f"Mounted file server {source.name} ({source.location}) at {volume.shown_as} with a bind mount "

@@ -282,6 +282,28 @@ def test_a_job_naming_an_unknown_file_server_fails_clearly(lab, tmp_path):
     )
 
 
+def test_a_node_that_cannot_bind_mount_links_the_servers_folder(batchai, home, ws, tmp_path):
+    from batchai_cli.agent import volumes
+
+    assert _create(batchai, "fs", "-o", "none").code == 0
+    folder = home / "fileservers" / "rg" / "ws" / "fs" / "export"
+    (folder / "runs").mkdir()
+    ref = {"fileServer": {"id": f"{WS_ID}/fileServers/FS"}, "sourceDirectory": "runs", "relativeMountPath": "nfs"}
+    volume = Volume("job", "nfs", "fileServer", ref)
+    not_root = mounts.Abilities("", None, "", None, "", bind_problem="a bind mount needs root")
+    notes = []
+    placed = volumes.place(volume, str(tmp_path / "mounts"), notes.append, abilities=not_root)
+    assert os.readlink(placed.path) == str(folder / "runs")
+    assert notes == [
+        f"Linked file server fs (folder {folder / 'runs'}) at $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs "
+        "(a symlink: a bind mount needs root)."
+    ]
+    assert placed.mount is None and volumes.release(placed, notes.append) == []
+    ref["sourceDirectory"] = "missing"
+    with pytest.raises(mounts.MountError, match="its sourceDirectory does not exist"):
+        volumes.place(volume, str(tmp_path / "mounts2"), notes.append, abilities=not_root)
+
+
 # -- the kernel NFS mount, as the node would run it -------------------------------------------------
 
 

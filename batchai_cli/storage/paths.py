@@ -136,7 +136,7 @@ def file_server_source(volume: Volume) -> FileServerSource:
     record = read_file_server_record(file_server_id)
     if record is None:
         raise BatchAIError(
-            f"No file server {file_server_id} is known on this node (no {FILE_SERVER_RECORD} in "
+            f"No file server {file_server_id} was found (no {FILE_SERVER_RECORD} in "
             f"{file_server_dir(file_server_id)}).",
             hint="Create it with 'batchai file-server create', or correct the id in mountVolumes.fileServers "
             "(on a Slurm node, $BATCHAI_HOME must be on a file system the nodes share).",
@@ -212,13 +212,18 @@ def volume_endpoint(volume: Volume, env: Mapping[str, str] | None = None) -> tup
 
 
 def check_endpoints(volumes: list[Volume], env: Mapping[str, str] | None = None) -> list[str]:
-    """One line per Azure volume saying which endpoint it uses and why; BatchAIError as
-    volume_endpoint() raises it, for the first volume that has no usable endpoint."""
+    """One line per Azure volume saying which endpoint it uses and why, and per file server where
+    its files are; BatchAIError as volume_endpoint() and file_server_source() raise it, for the
+    first volume that has no usable endpoint or names no file server (caught at `job create`,
+    not on the node)."""
     lines = []
     for volume in volumes:
         if volume.remote:
             endpoint, source = volume_endpoint(volume, env)
             lines.append(f"{volume.shown_as}: {endpoint} ({source})")
+        elif volume.kind == "fileServer":
+            server = file_server_source(volume)
+            lines.append(f"{volume.shown_as}: file server {server.name} ({server.location})")
     return lines
 
 

@@ -267,19 +267,16 @@ def test_a_job_on_an_nfs_export_fails_naming_what_the_node_lacks(lab, tmp_path, 
     assert error["message"] in (lab.stdouterr("onnfs", tmp_path) / "execution.log").read_text()
 
 
-@pytest.mark.integration
-def test_a_job_naming_an_unknown_file_server_fails_clearly(lab, tmp_path):
+def test_a_job_naming_an_unknown_file_server_is_refused_at_create(lab, tmp_path):
     job = custom("true", tmp_path)
     job["mountVolumes"] = {
         "fileServers": [{"fileServer": {"id": f"{WS_ID}/fileServers/gone"}, "relativeMountPath": "nfs"}]
     }
-    assert lab.submit("lost", job).code == 0
-    assert lab.wait("lost").code != 0
-    (error,) = lab.show("lost")["executionInfo"]["errors"]
-    assert error["code"] == "MountFailed"
-    assert error["message"].startswith(
-        f"Cannot mount $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs: No file server {WS_ID}/fileServers/gone is known on this node"
-    )
+    refused = lab.submit("lost", job)
+    assert refused.code == 1
+    assert refused.err.startswith(f"ERROR: No file server {WS_ID}/fileServers/gone was found (no ")
+    assert "Create it with 'batchai file-server create', or correct the id in mountVolumes.fileServers" in refused.err
+    assert lab.batchai("job", "show", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "lost").code == 3
 
 
 def test_a_node_that_cannot_bind_mount_links_the_servers_folder(batchai, home, ws, tmp_path):

@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 
 import pytest
 
 from batchai_cli.agent import mounts
 from batchai_cli.errors import BatchAIError
-from batchai_cli.storage.paths import FileServerSource, Volume
+from batchai_cli.storage.paths import FileServerSource, Volume, file_server_source
 from tests.helpers import SUBSCRIPTION, normalize
-from tests.jobs.conftest import custom, wait_state
+from tests.jobs.conftest import custom, until, wait_state
 
 WS_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/ws"
 DISKS = ("-s", "Standard_D14", "--disk-count", "2", "--disk-size", "10", "--storage-sku", "Premium_LRS")
@@ -248,6 +249,26 @@ def test_a_running_job_keeps_its_file_server_until_it_ends(lab, tmp_path, no_sta
 
 
 @pytest.mark.integration
+def test_a_killed_agents_bind_mount_is_gone_after_the_next_job(lab, tmp_path, no_stale_mounts):
+    from batchai_cli.agent import layout
+
+    assert _create(lab.batchai, "fs", "-o", "none").code == 0
+    assert lab.submit("crash", custom("sleep 60", tmp_path), "--nfs", "fs").code == 0
+    (point,) = until(lambda: mounts.mount_points(str(lab.home)), timeout=30, what="the bind mount")
+    record = until(lambda: mounts.find_record(point, str(lab.home)), timeout=10, what="its record")
+    assert record.method == "bind"
+    os.kill(record.owner, signal.SIGKILL)  # the agent dies without unmounting
+    layout.kill_job_processes(lab.show("crash"))
+    wait_state(lab, "crash", ("failed",), timeout=60)
+    assert mounts.mount_points(str(lab.home)) == [point]  # left behind
+    assert lab.submit("next", custom("echo next", tmp_path)).code == 0
+    assert lab.wait("next").code == 0
+    assert mounts.mount_points(str(lab.home)) == []
+    log = (lab.stdouterr("next", tmp_path) / "execution.log").read_text()
+    assert f"Unmounting a stale mount left on this node: {point} (its agent (process {record.owner}) is gone)." in log
+
+
+@pytest.mark.integration
 def test_a_job_on_an_nfs_export_fails_naming_what_the_node_lacks(lab, tmp_path, no_stale_mounts):
     assert _create(lab.batchai, "ex", "--nfs-export", "127.0.0.1:/exports/data", "-o", "none").code == 0
     assert lab.submit("onnfs", custom("ls $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs", tmp_path), "--nfs", "ex").code == 0
@@ -348,6 +369,10 @@ def test_an_nfs_export_cannot_be_read_from_here(home, batchai, ws):
     volume = Volume("job", "nfs", "fileServer", {"fileServer": {"id": f"{WS_ID}/fileServers/ex"}})
     with pytest.raises(BatchAIError, match=r"is an NFS file server \(NFS export 10.0.0.4:/exports\) mount"):
         volume.open_store()
+    sub = Volume(
+        "job", "nfs", "fileServer", {"fileServer": {"id": f"{WS_ID}/fileServers/ex"}, "sourceDirectory": "/a/b/"}
+    )
+    assert file_server_source(sub) == FileServerSource(f"{WS_ID}/fileServers/ex", None, "10.0.0.4:/exports/a/b", None)
     up = Volume(
         "job", "nfs", "fileServer", {"fileServer": {"id": f"{WS_ID}/fileServers/ex"}, "sourceDirectory": "../x"}
     )

@@ -4,9 +4,9 @@ Batch AI made a file server a VM with data disks exported over NFS. Here a file 
 
 - a folder batchai serves from this machine (the default): $BATCHAI_HOME/fileservers/<group>/
   <workspace>/<name>/export, owner-only. Nodes on this machine bind-mount it (or link it, without
-  root); Slurm nodes reach it through $BATCHAI_HOME, which they share. No NFS daemon runs: this
-  kernel offers no NFS server or client to a container, and Debian's userspace server
-  (nfs-ganesha) could not be mounted here either;
+  root); Slurm nodes reach it through $BATCHAI_HOME, which they share. No NFS daemon runs: Debian
+  12 has no unfs3, and what its userspace nfs-ganesha served no node here could mount, as the
+  kernel has no NFS client (and a container cannot load one);
 - an NFS export the user already has (`--nfs-export HOST:/path`), mounted on each node with the
   kernel's NFS client.
 

@@ -249,6 +249,24 @@ def test_a_running_job_keeps_its_file_server_until_it_ends(lab, tmp_path, no_sta
 
 
 @pytest.mark.integration
+def test_slurm_nodes_reach_a_served_file_server_through_the_shared_home(lab, slurm, tmp_path, no_stale_mounts):
+    assert _create(lab.batchai, "fs", "-o", "none").code == 0
+    folder = lab.home / "fileservers" / "rg" / "ws" / "fs" / "export"
+    cluster_file = tmp_path / "cluster.json"
+    cluster_file.write_text(json.dumps({"properties": {"engine": {"type": "slurm", "partition": "debug"}}}))
+    assert lab.create_cluster("s", 2, "-f", str(cluster_file)).code == 0
+    job = custom("true", tmp_path / "out", nodeCount=2)
+    job["jobPreparation"] = {"commandLine": "echo $SLURMD_NODENAME > $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/$SLURMD_NODENAME"}
+    # Job-level: batchai does not unmount a slurm cluster's own mounts at cluster delete (yet).
+    assert lab.submit("onslurm", job, "--nfs", "fs", cluster="s").code == 0
+    done = lab.wait("onslurm", timeout=90)
+    assert done.code == 0, done.err
+    assert sorted(path.name for path in folder.iterdir()) == ["n1", "n2"]
+    assert (folder / "n2").read_text() == "n2\n"
+    assert lab.batchai("cluster", "delete", "-g", "rg", "-w", "ws", "-n", "s", "-y").code == 0
+
+
+@pytest.mark.integration
 def test_a_killed_agents_bind_mount_is_gone_after_the_next_job(lab, tmp_path, no_stale_mounts):
     from batchai_cli.agent import layout
 

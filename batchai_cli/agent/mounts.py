@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 from batchai_cli.agent import rclone
-from batchai_cli.storage.paths import Volume, volume_credentials
+from batchai_cli.storage.paths import FileServerSource, Volume, volume_credentials
 
 MODES = ("auto", "mount", "copy")
 FUSE_METHODS = ("blobfuse2", "rclone azureblob", "rclone smb", "rclone azurefiles")
@@ -310,22 +310,13 @@ def mount_unmanaged(volume: Volume, target: str, mount_root: str, *, env: Mappin
 
 
 def mount_file_server(
-    volume: Volume, source, target: str, mount_root: str, *, abilities: Abilities
+    volume: Volume, source: FileServerSource, target: str, mount_root: str, *, abilities: Abilities
 ) -> tuple[Mount | None, str]:
     """Put a file server at `target`: a bind mount of the folder batchai serves (or a symlink where
     the node cannot bind-mount: no Mount, and why), or the kernel's NFS mount of an export.
     MountError naming what the node lacks (mount.nfs, root, the kernel's NFS client) or what mount said."""
     if source.folder:
-        if not os.path.isdir(source.folder):
-            raise MountError(
-                f"The folder {source.folder} of file server {source.name} is not on this node: "
-                + (
-                    "its sourceDirectory does not exist (create it, or correct the job's mountVolumes)."
-                    if os.path.isdir(os.path.dirname(source.folder))
-                    else "$BATCHAI_HOME is not shared with it. Serve the folder over NFS and create the file "
-                    "server with --nfs-export HOST:/path."
-                )
-            )
+        _check_served_folder(source)
         if abilities.bind_problem:
             _link(source.folder, target)
             return None, abilities.bind_problem
@@ -338,31 +329,52 @@ def mount_file_server(
             )
         argv = nfs_command(source.nfs_export, target, volume.reference.get("mountOptions"), source.nfs_version)
         method, url = "nfs", source.nfs_export
-    state_dir = state_dir_for(target, mount_root)
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    if os.path.islink(target):
-        os.unlink(target)
-    os.makedirs(target, exist_ok=True)
-    record = Mount(target, method, state_dir, volume.level, url=url)
-    if volume.level == "job":
+    record = Mount(target, method, state_dir_for(target, mount_root), volume.level, url=url)
+    said = _kernel_mount(argv, record)
+    if said is None:
+        return record, ""
+    if method == "bind":  # not permitted here (e.g. a container without CAP_SYS_ADMIN): a link does
+        _link(source.folder, target)
+        return None, f"the bind mount was refused: {said}"
+    hint = ""
+    if "unknown filesystem type" in said:
+        hint = " (this kernel has no NFS client: load it with 'modprobe nfs', or run the job where one is)"
+    raise MountError(f"mount -t nfs could not mount {url}: {said}{hint}")
+
+
+def _check_served_folder(source: FileServerSource) -> None:
+    """MountError when the served folder (or its sourceDirectory) is not on this node."""
+    if os.path.isdir(source.folder):
+        return
+    if os.path.isdir(os.path.dirname(source.folder)):
+        why = "its sourceDirectory does not exist (create it, or correct the job's mountVolumes)."
+    else:
+        why = (
+            "$BATCHAI_HOME is not shared with it. Serve the folder over NFS and create the file server with "
+            "--nfs-export HOST:/path."
+        )
+    raise MountError(f"The folder {source.folder} of file server {source.name} is not on this node: {why}")
+
+
+def _kernel_mount(argv: list[str], record: Mount) -> str | None:
+    """Run a mount(8) command for `record` (its record saved first, so no other agent takes the
+    mount for a stale one). None when the mount is there, else what mount said."""
+    os.makedirs(record.state_dir, mode=0o700, exist_ok=True)
+    if record.level == "job":
         record.owner, record.owner_start = os.getpid(), _start_time(os.getpid())
-    record.save()  # before the mount appears, so no other agent takes it for a stale one
+    if os.path.islink(record.path):
+        os.unlink(record.path)
+    os.makedirs(record.path, exist_ok=True)
+    record.save()
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        shutil.rmtree(state_dir, ignore_errors=True)
-        raise MountError(f"{' '.join(argv[:3])} did not finish: {exc}") from None
-    if done.returncode != 0 or not is_mounted(target):
-        shutil.rmtree(state_dir, ignore_errors=True)
-        said = " ".join((done.stderr or done.stdout).split()) or f"exit code {done.returncode}"
-        if method == "bind":  # not permitted here (e.g. a container without CAP_SYS_ADMIN): a link does
-            _link(source.folder, target)
-            return None, f"the bind mount was refused: {said}"
-        hint = ""
-        if "unknown filesystem type" in said:
-            hint = " (this kernel has no NFS client: load it with 'modprobe nfs', or run the job where one is)"
-        raise MountError(f"mount -t nfs could not mount {url}: {said}{hint}")
-    return record, ""
+        shutil.rmtree(record.state_dir, ignore_errors=True)
+        return f"{' '.join(argv[:3])} did not finish: {exc}"
+    if done.returncode == 0 and is_mounted(record.path):
+        return None
+    shutil.rmtree(record.state_dir, ignore_errors=True)
+    return " ".join((done.stderr or done.stdout).split()) or f"exit code {done.returncode}"
 
 
 def nfs_command(export: str, target: str, mount_options: str | None, version: str | None) -> list[str]:

@@ -8,6 +8,10 @@ The method per volume, best first (the first the node can use wins; execution.lo
   mode 0600), else rclone's smb backend (user-space SMB 3 to the share's SMB endpoint), else
   rclone's azurefiles backend (the REST API over 443, for networks that block port 445).
 - Neither, or `--volumes copy`: a staged copy (agent/volumes.py).
+- File server (fileServers): one batchai serves from a folder on this machine is bind-mounted where
+  the node can (root), else linked; an NFS export (HOST:/path) is mounted with the kernel's NFS
+  client (`mount -t nfs`), or the job fails naming what the node lacks. Neither is ever staged:
+  there is no copy of a file server to fall back to.
 
 The SMB endpoint is the file endpoint's host on port 445, or BATCHAI_SMB_ENDPOINT (host:port) on the
 node. No key or SAS ever appears on a command line: rclone gets its settings through environment
@@ -35,7 +39,7 @@ from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 from batchai_cli.agent import rclone
-from batchai_cli.storage.paths import Volume, volume_credentials
+from batchai_cli.storage.paths import FileServerSource, Volume, volume_credentials
 
 MODES = ("auto", "mount", "copy")
 FUSE_METHODS = ("blobfuse2", "rclone azureblob", "rclone smb", "rclone azurefiles")
@@ -56,6 +60,8 @@ class Abilities:
     rclone_problem: str
     blobfuse2: str | None
     cifs_problem: str
+    nfs_problem: str = ""
+    bind_problem: str = ""
 
 
 def node_abilities(env: Mapping[str, str] | None = None) -> Abilities:
@@ -68,6 +74,8 @@ def node_abilities(env: Mapping[str, str] | None = None) -> Abilities:
         rclone_problem=rclone_problem,
         blobfuse2=shutil.which("blobfuse2", path=search),
         cifs_problem=_cifs_problem(search),
+        nfs_problem=nfs_problem(search),
+        bind_problem="" if os.geteuid() == 0 else "a bind mount needs root",
     )
 
 
@@ -95,6 +103,17 @@ def _cifs_problem(search: str) -> str:
         return "mount.cifs is not installed (apt-get install cifs-utils)"
     if os.geteuid() != 0:
         return "a cifs mount needs root"
+    return ""
+
+
+def nfs_problem(search: str, system_dirs: str = "/sbin:/usr/sbin") -> str:
+    """Why this node cannot run `mount -t nfs` ("" when it can try). Whether the kernel has an NFS
+    client shows only when mounting: mount.nfs loads the module on demand, so /proc/filesystems
+    lists it only after the first NFS mount; the kernel's refusal is reported then."""
+    if not shutil.which("mount.nfs", path=os.pathsep.join(part for part in (search, system_dirs) if part)):
+        return "mount.nfs is not installed (apt-get install nfs-common)"
+    if os.geteuid() != 0:
+        return "an NFS mount needs root"
     return ""
 
 
@@ -290,6 +309,94 @@ def mount_unmanaged(volume: Volume, target: str, mount_root: str, *, env: Mappin
     return record
 
 
+def mount_file_server(
+    volume: Volume, source: FileServerSource, target: str, mount_root: str, *, abilities: Abilities
+) -> tuple[Mount | None, str]:
+    """Put a file server at `target`: a bind mount of the folder batchai serves (or a symlink where
+    the node cannot bind-mount: no Mount, and why), or the kernel's NFS mount of an export.
+    MountError naming what the node lacks (mount.nfs, root, the kernel's NFS client) or what mount said."""
+    if source.folder:
+        _check_served_folder(source)
+        if abilities.bind_problem:
+            _link(source.folder, target)
+            return None, abilities.bind_problem
+        argv, method, url = ["mount", "--bind", source.folder, target], "bind", source.folder
+    else:
+        if abilities.nfs_problem:
+            raise MountError(
+                f"file server {source.name} ({source.nfs_export}) needs the kernel's NFS client, and "
+                f"{abilities.nfs_problem}."
+            )
+        argv = nfs_command(source.nfs_export, target, volume.reference.get("mountOptions"), source.nfs_version)
+        method, url = "nfs", source.nfs_export
+    record = Mount(target, method, state_dir_for(target, mount_root), volume.level, url=url)
+    said = _kernel_mount(argv, record)
+    if said is None:
+        return record, ""
+    if method == "bind":  # not permitted here (e.g. a container without CAP_SYS_ADMIN): a link does
+        _link(source.folder, target)
+        return None, f"the bind mount was refused: {said}"
+    hint = ""
+    if "unknown filesystem type" in said:
+        hint = " (this kernel has no NFS client: load it with 'modprobe nfs', or run the job where one is)"
+    raise MountError(f"mount -t nfs could not mount {url}: {said}{hint}")
+
+
+def _check_served_folder(source: FileServerSource) -> None:
+    """MountError when the served folder (or its sourceDirectory) is not on this node."""
+    if os.path.isdir(source.folder):
+        return
+    if os.path.isdir(os.path.dirname(source.folder)):
+        why = "its sourceDirectory does not exist (create it, or correct the job's mountVolumes)."
+    else:
+        why = (
+            "$BATCHAI_HOME is not shared with it. Serve the folder over NFS and create the file server with "
+            "--nfs-export HOST:/path."
+        )
+    raise MountError(f"The folder {source.folder} of file server {source.name} is not on this node: {why}")
+
+
+def _kernel_mount(argv: list[str], record: Mount) -> str | None:
+    """Run a mount(8) command for `record` (its record saved first, so no other agent takes the
+    mount for a stale one). None when the mount is there, else what mount said."""
+    os.makedirs(record.state_dir, mode=0o700, exist_ok=True)
+    if record.level == "job":
+        record.owner, record.owner_start = os.getpid(), _start_time(os.getpid())
+    if os.path.islink(record.path):
+        os.unlink(record.path)
+    os.makedirs(record.path, exist_ok=True)
+    record.save()
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        shutil.rmtree(record.state_dir, ignore_errors=True)
+        return f"{' '.join(argv[:3])} did not finish: {exc}"
+    if done.returncode == 0 and is_mounted(record.path):
+        return None
+    shutil.rmtree(record.state_dir, ignore_errors=True)
+    return " ".join((done.stderr or done.stdout).split()) or f"exit code {done.returncode}"
+
+
+def nfs_command(export: str, target: str, mount_options: str | None, version: str | None) -> list[str]:
+    """The kernel NFS mount of `export` (HOST:/path) at `target`. mountOptions are passed on as
+    Batch AI passed them (az's --nfs gives "rw"); vers= comes from the file server's --nfs-version
+    unless the options name one, and without either mount.nfs negotiates the highest version."""
+    options = [part.strip() for part in (mount_options or "rw").replace(" ", ",").split(",") if part.strip()]
+    options = [part[2:] if part.startswith("-o") else part for part in options if part != "-o"]
+    if version and not any(part.split("=")[0] in ("vers", "nfsvers") for part in options):
+        options.insert(0, f"vers={version}")
+    return ["mount", "-t", "nfs", "-o", ",".join(options), export, target]
+
+
+def _link(folder: str, target: str) -> None:
+    if os.path.islink(target) or os.path.isfile(target):
+        os.unlink(target)
+    elif os.path.isdir(target) and not os.listdir(target):
+        os.rmdir(target)
+    if not os.path.exists(target):
+        os.symlink(folder, target)
+
+
 def _rclone_plan(volume, credentials, method, abilities, env, note):
     """(backend, remote path, settings, extra flags) for an rclone mount of `volume`."""
     ref = volume.reference
@@ -444,7 +551,7 @@ def unmount(record: Mount, note: Callable[[str], None]) -> list[str]:
         if errored:
             problems.append(f"{record.url}: {errored} file(s) could not be uploaded by rclone")
     if is_mounted(record.path):
-        _unmount_path(record.path, kernel=record.method in ("cifs", "nfs", "unmanaged"))
+        _unmount_path(record.path, kernel=record.method in ("cifs", "nfs", "bind", "unmanaged"))
     if record.pid:
         deadline = time.monotonic() + 10
         while _alive(record.pid) and time.monotonic() < deadline:

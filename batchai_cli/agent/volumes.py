@@ -1,6 +1,7 @@
 """Volumes in place on a node, under $AZ_BATCHAI_JOB_MOUNT_ROOT and $AZ_BATCHAI_MOUNT_ROOT.
 
-A local folder is linked (a symlink: the job reads and writes the folder itself). An Azure File
+A local folder is linked (a symlink: the job reads and writes the folder itself). A file server is
+bind-mounted or linked (one batchai serves) or NFS-mounted (an export). An Azure File
 share or blob container is mounted where the node can (agent/mounts.py picks the method), else it
 is a staged copy: downloaded before the job, and after it only new and changed files are uploaded
 (never deletions, and never the job's own stdouterr folder, which the log shipper writes
@@ -105,9 +106,41 @@ def place(
         mounted = mounts.mount_unmanaged(volume, target, mount_root, env=env)
         note(f"Mounted {volume.shown_as} with its mountCommand: {volume.reference['mountCommand']} {target}")
         return Placed(volume, target, None, None, mount=mounted)
-    os.makedirs(target, exist_ok=True)
-    note(f"{volume.shown_as} ({volume.kind}) cannot be mounted on this node; an empty folder stands in for it.")
-    return Placed(volume, target, None, None)
+    if volume.kind == "fileServer":
+        return _place_file_server(volume, target, mount_root, note, abilities or mounts.node_abilities(env))
+    raise mounts.MountError(f"{volume.shown_as} is a {volume.kind} volume, which batchai does not know how to mount.")
+
+
+def _place_file_server(
+    volume: Volume, target: str, mount_root: str, note: Callable[[str], None], abilities: mounts.Abilities
+) -> Placed:
+    """A file server at its mount path: bind-mounted or linked when batchai serves it from this
+    machine, mounted with the kernel's NFS client when it is an NFS export. --volumes copy does
+    not apply: a file server has no copy to stage."""
+    from batchai_cli.storage.paths import file_server_source
+
+    source = file_server_source(volume)
+    live = mounts.live_record(target, mount_root) if volume.level == "cluster" else None
+    if live is not None:
+        note(f"File server {source.name} is mounted at {volume.shown_as} already ({live.method}, for the node's life).")
+        return Placed(volume, target, None, None, mount=live)
+    mounted, why_linked = mounts.mount_file_server(volume, source, target, mount_root, abilities=abilities)
+    if mounted is None:
+        note(f"Linked file server {source.name} ({source.location}) at {volume.shown_as} (a symlink: {why_linked}).")
+    elif mounted.method == "bind":
+        note(
+            f"Mounted file server {source.name} ({source.location}) at {volume.shown_as} with a bind mount "
+            "(batchai serves it from this machine)."
+        )
+    else:
+        options = mounts.nfs_command(
+            source.nfs_export, target, volume.reference.get("mountOptions"), source.nfs_version
+        )
+        note(
+            f"Mounted file server {source.name} ({source.nfs_export}) at {volume.shown_as} with the kernel's NFS "
+            f"client (-o {options[4]})."
+        )
+    return Placed(volume, target, None, None, mount=mounted)
 
 
 def upload_changes(placed: Placed, skip_prefixes: list[str], note: Callable[[str], None]) -> list[str]:

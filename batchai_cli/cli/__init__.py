@@ -26,6 +26,7 @@ LAZY_GROUPS: dict[str, tuple[str, str]] = {
         "Run Azure Storage emulators on this machine (Azure Files, and Azurite for Blob).",
     ),
     "experiment": ("batchai_cli.cli.experiment:experiment", "Commands to manage experiments."),
+    "file-server": ("batchai_cli.cli.file_server:file_server", "Commands to manage file servers."),
     "storage": ("batchai_cli.cli.storage:storage", "Upload and download datasets in Azure Blob and Azure Files."),
     "workspace": ("batchai_cli.cli.workspace:workspace", "Commands to manage workspaces."),
     "validate": ("batchai_cli.cli.validate:validate", "Check job, cluster and file-server files."),

@@ -119,3 +119,23 @@ def cluster_files(data: Any) -> list[dict]:
         }
         for item in _items(data)
     ]
+
+
+def file_servers(data: Any) -> list[dict]:
+    rows = []
+    for item in _items(data):
+        row = {
+            "Name": item.get("name"),
+            "Resource Group": item.get("resourceGroup") or resource_group_of(item.get("id")),
+            "Size": item.get("vmSize"),
+        }
+        disks = item.get("dataDisks")
+        if disks:
+            row["Disks"] = f"{disks.get('diskCount')} x {disks.get('diskSizeInGb')} Gb"
+        mount = item.get("mountSettings")
+        if mount:
+            row["Public IP"] = mount.get("fileServerPublicIp")
+            row["Internal IP"] = mount.get("fileServerInternalIp")
+            row["Mount Point"] = mount.get("mountPoint")
+        rows.append(row)
+    return rows

@@ -51,6 +51,10 @@ class Volume:
         ref = self.reference
         if self.kind == "localFolder":
             return open_store(ref["path"])
+        if self.kind == "fileServer":
+            source = file_server_source(self)
+            if source.folder:
+                return open_store(source.folder)
         if self.kind in ("azureFileShare", "azureBlob"):
             account = ref.get("accountName")
             credentials = volume_credentials(account, (ref.get("credentials") or {}).get("accountKey"), env)
@@ -59,10 +63,98 @@ class Volume:
                 return open_store(f"azurefile://{share}", credentials)
             return open_store(f"azureblob://{ref['containerName']}", credentials)
         raise BatchAIError(
-            f"{self.shown_as} is a {'Batch AI file server' if self.kind == 'fileServer' else 'unmanaged file system'}"
-            " mount, which batchai cannot read or write directly.",
+            f"{self.shown_as} is {_unreadable_kind(self)} mount, which batchai cannot read or write directly.",
             hint="Put stdout/stderr and output directories on an Azure File share, a blob container or a local folder.",
         )
+
+
+def _unreadable_kind(volume: Volume) -> str:
+    if volume.kind == "fileServer":
+        return f"an NFS file server ({file_server_source(volume).location})"
+    return "an unmanaged file system"
+
+
+# -- file servers -----------------------------------------------------------------------------------
+# `batchai file-server create` (services/fileservers.py) writes a record of each file server where
+# every node can read it, beside the folder it serves: nodes never open state.db, and a job's
+# mountVolumes.fileServers[] names a file server by its id only.
+
+FILE_SERVERS_FOLDER = "fileservers"
+FILE_SERVER_RECORD = "fileserver.json"
+SERVED_FOLDER = "export"
+
+
+@dataclass(frozen=True)
+class FileServerSource:
+    """Where a file server reference's files are: a folder batchai serves on this machine, or an
+    NFS export (HOST:/path) the user already has; sourceDirectory is applied."""
+
+    id: str
+    folder: str | None  # the served folder (or its sourceDirectory), for nodes on this machine
+    nfs_export: str | None  # HOST:/path (or HOST:/path/sourceDirectory)
+    nfs_version: str | None  # the vers= to mount with; None lets mount.nfs negotiate
+
+    @property
+    def name(self) -> str:
+        return self.id.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def location(self) -> str:
+        return f"NFS export {self.nfs_export}" if self.nfs_export else f"folder {self.folder}"
+
+
+def file_server_dir(file_server_id: str) -> str:
+    """$BATCHAI_HOME/fileservers/<group>/<workspace>/<name>: a file server's record and, for one
+    batchai serves, its folder (export/). Lower case, as ARM ids compare case-insensitively."""
+    from batchai_cli import ids, settings
+
+    rid = ids.parse(file_server_id, expect="file-server")
+    parts = (rid.resource_group, rid.get("workspace"), rid.name)
+    return os.path.join(settings.home(), FILE_SERVERS_FOLDER, *(part.lower() for part in parts))
+
+
+def read_file_server_record(file_server_id: str) -> dict | None:
+    """The record `file-server create` wrote for this id; None when there is none (deleted, never
+    created, or $BATCHAI_HOME is not shared with this node)."""
+    import json
+
+    try:
+        with open(os.path.join(file_server_dir(file_server_id), FILE_SERVER_RECORD)) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if str(record.get("id", "")).lower() == file_server_id.lower() else None
+
+
+def file_server_source(volume: Volume) -> FileServerSource:
+    """Where a fileServers[] reference's files are. BatchAIError when the reference has no id,
+    its sourceDirectory leaves the server, or no file server has that id (on this node)."""
+    ref = volume.reference
+    file_server_id = ((ref.get("fileServer") or {}).get("id") or "").strip()
+    if not file_server_id:
+        raise BatchAIError(f"The file server mounted at {volume.shown_as} has no fileServer.id.")
+    record = read_file_server_record(file_server_id)
+    if record is None:
+        raise BatchAIError(
+            f"No file server {file_server_id} was found (no {FILE_SERVER_RECORD} in "
+            f"{file_server_dir(file_server_id)}).",
+            hint="Create it with 'batchai file-server create', or correct the id in mountVolumes.fileServers "
+            "(on a Slurm node, $BATCHAI_HOME must be on a file system the nodes share).",
+        )
+    source = (ref.get("sourceDirectory") or "").strip("/")
+    source = posixpath.normpath(source) if source else ""
+    if source.startswith(".."):
+        raise BatchAIError(
+            f"The sourceDirectory '{ref.get('sourceDirectory')}' of {volume.shown_as} leaves its file server."
+        )
+    export = record.get("nfsExport")
+    if export:
+        host, _, path = export.partition(":")
+        return FileServerSource(
+            record["id"], None, f"{host}:{posixpath.join(path, source) if source else path}", record.get("nfsVersion")
+        )
+    folder = record["folder"]
+    return FileServerSource(record["id"], os.path.join(folder, source) if source else folder, None, None)
 
 
 def volume_credentials(account: str | None, key: str | None, env: Mapping[str, str] | None = None):
@@ -120,13 +212,18 @@ def volume_endpoint(volume: Volume, env: Mapping[str, str] | None = None) -> tup
 
 
 def check_endpoints(volumes: list[Volume], env: Mapping[str, str] | None = None) -> list[str]:
-    """One line per Azure volume saying which endpoint it uses and why; BatchAIError as
-    volume_endpoint() raises it, for the first volume that has no usable endpoint."""
+    """One line per Azure volume saying which endpoint it uses and why, and per file server where
+    its files are; BatchAIError as volume_endpoint() and file_server_source() raise it, for the
+    first volume that has no usable endpoint or names no file server (caught at `job create`,
+    not on the node)."""
     lines = []
     for volume in volumes:
         if volume.remote:
             endpoint, source = volume_endpoint(volume, env)
             lines.append(f"{volume.shown_as}: {endpoint} ({source})")
+        elif volume.kind == "fileServer":
+            server = file_server_source(volume)
+            lines.append(f"{volume.shown_as}: file server {server.name} ({server.location})")
     return lines
 
 

@@ -65,7 +65,7 @@ def file_server() -> None:
     metavar="HOST:/PATH",
     help="An NFS export you already have, which the nodes mount with the kernel's NFS client (they need "
     "nfs-common and root). Default: batchai serves a new folder, "
-    "$BATCHAI_HOME/fileservers/<group>/<workspace>/<name>/export, which nodes on this machine bind-mount "
+    "<shared folder>/fileservers/<group>/<workspace>/<name>/export, which nodes on this machine bind-mount "
     "and Slurm nodes reach through the $BATCHAI_HOME they share; nodes that do not share it need this option.",
 )
 @click.option(

@@ -2,7 +2,7 @@
 
 Batch AI made a file server a VM with data disks exported over NFS. Here a file server is one of:
 
-- a folder batchai serves from this machine (the default): $BATCHAI_HOME/fileservers/<group>/
+- a folder batchai serves from this machine (the default): <shared folder>/fileservers/<group>/
   <workspace>/<name>/export, owner-only. Nodes on this machine bind-mount it (or link it, without
   root); Slurm nodes reach it through $BATCHAI_HOME, which they share. No NFS daemon runs: Debian
   12 has no unfs3, and what its userspace nfs-ganesha served no node here could mount, as the

@@ -104,18 +104,20 @@ class FileServerSource:
 
 
 def file_server_dir(file_server_id: str) -> str:
-    """$BATCHAI_HOME/fileservers/<group>/<workspace>/<name>: a file server's record and, for one
-    batchai serves, its folder (export/). Lower case, as ARM ids compare case-insensitively."""
+    """<shared folder>/fileservers/<group>/<workspace>/<name>: a file server's record and, for one
+    batchai serves, its folder (export/). In the shared folder (settings.shared_root()), so every
+    node of a Slurm cluster sees it where the CLI does. Lower case, as ARM ids compare
+    case-insensitively."""
     from batchai_cli import ids, settings
 
     rid = ids.parse(file_server_id, expect="file-server")
     parts = (rid.resource_group, rid.get("workspace"), rid.name)
-    return os.path.join(settings.home(), FILE_SERVERS_FOLDER, *(part.lower() for part in parts))
+    return os.path.join(settings.shared_root(), FILE_SERVERS_FOLDER, *(part.lower() for part in parts))
 
 
 def read_file_server_record(file_server_id: str) -> dict | None:
     """The record `file-server create` wrote for this id; None when there is none (deleted, never
-    created, or $BATCHAI_HOME is not shared with this node)."""
+    created, or the shared folder is not shared with this node)."""
     import json
 
     try:
@@ -139,7 +141,7 @@ def file_server_source(volume: Volume) -> FileServerSource:
             f"No file server {file_server_id} was found (no {FILE_SERVER_RECORD} in "
             f"{file_server_dir(file_server_id)}).",
             hint="Create it with 'batchai file-server create', or correct the id in mountVolumes.fileServers "
-            "(on a Slurm node, $BATCHAI_HOME must be on a file system the nodes share).",
+            "(on a Slurm node, the shared folder must be on a file system the nodes share).",
         )
     source = (ref.get("sourceDirectory") or "").strip("/")
     source = posixpath.normpath(source) if source else ""

@@ -35,7 +35,7 @@ def ws(batchai):
 def test_create_show_list_delete_a_file_server_batchai_serves(batchai, home, ws):
     created = _create(batchai, "fs")
     assert created.code == 0, created.err
-    folder = home / "fileservers" / "rg" / "ws" / "fs" / "export"
+    folder = home / "shared" / "fileservers" / "rg" / "ws" / "fs" / "export"
     assert normalize(created.out) == (
         "{\n"
         '  "creationTime": "<TIME>",\n'
@@ -132,7 +132,7 @@ def test_delete_asks_for_confirmation_and_refuses_without_a_terminal(batchai, ho
     assert refused.code == 1
     assert "Unable to prompt for confirmation as no tty available. Use --yes." in refused.err
     assert batchai("file-server", "show", "-g", "rg", "-w", "ws", "-n", "fs").code == 0
-    assert (home / "fileservers" / "rg" / "ws" / "fs" / "export").is_dir()
+    assert (home / "shared" / "fileservers" / "rg" / "ws" / "fs" / "export").is_dir()
 
 
 def test_az_checks_and_bad_options(batchai, ws):
@@ -159,7 +159,7 @@ def test_az_checks_and_bad_options(batchai, ws):
 @pytest.mark.integration
 def test_a_job_writes_through_the_file_server_mount_into_the_servers_folder(lab, tmp_path, no_stale_mounts):
     assert _create(lab.batchai, "fs", "-o", "none").code == 0
-    folder = lab.home / "fileservers" / "rg" / "ws" / "fs" / "export"
+    folder = lab.home / "shared" / "fileservers" / "rg" / "ws" / "fs" / "export"
     # stdout/stderr on the file server too, as the NFS recipes of Batch AI had them.
     job = custom(
         "echo trained > $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/model.txt && mount | grep -c /mounts/nfs",
@@ -194,7 +194,7 @@ def test_a_job_writes_through_the_file_server_mount_into_the_servers_folder(lab,
 @pytest.mark.integration
 def test_a_cluster_mounts_a_source_directory_and_keeps_the_file_server_from_deletion(lab, tmp_path, no_stale_mounts):
     assert _create(lab.batchai, "fs", "-o", "none").code == 0
-    folder = lab.home / "fileservers" / "rg" / "ws" / "fs" / "export"
+    folder = lab.home / "shared" / "fileservers" / "rg" / "ws" / "fs" / "export"
     (folder / "datasets" / "mnist").mkdir(parents=True)
     (folder / "datasets" / "mnist" / "train.csv").write_text("1,2,3\n")
     cluster_file = tmp_path / "cluster.json"
@@ -249,9 +249,13 @@ def test_a_running_job_keeps_its_file_server_until_it_ends(lab, tmp_path, no_sta
 
 
 @pytest.mark.integration
-def test_slurm_nodes_reach_a_served_file_server_through_the_shared_home(lab, slurm, tmp_path, no_stale_mounts):
+def test_slurm_nodes_reach_a_served_file_server_through_the_shared_folder(
+    slurm_home, lab, slurm, tmp_path, no_stale_mounts
+):
+    """The nodes cannot see $BATCHAI_HOME (tests/fixtures/slurm.py); the served folder and its
+    record are in the shared folder, which they do see."""
     assert _create(lab.batchai, "fs", "-o", "none").code == 0
-    folder = lab.home / "fileservers" / "rg" / "ws" / "fs" / "export"
+    folder = tmp_path / "shared" / "fileservers" / "rg" / "ws" / "fs" / "export"
     cluster_file = tmp_path / "cluster.json"
     cluster_file.write_text(json.dumps({"properties": {"engine": {"type": "slurm", "partition": "debug"}}}))
     assert lab.create_cluster("s", 2, "-f", str(cluster_file)).code == 0
@@ -322,7 +326,7 @@ def test_a_node_that_cannot_bind_mount_links_the_servers_folder(batchai, home, w
     from batchai_cli.agent import volumes
 
     assert _create(batchai, "fs", "-o", "none").code == 0
-    folder = home / "fileservers" / "rg" / "ws" / "fs" / "export"
+    folder = home / "shared" / "fileservers" / "rg" / "ws" / "fs" / "export"
     (folder / "runs").mkdir()
     ref = {"fileServer": {"id": f"{WS_ID}/fileServers/FS"}, "sourceDirectory": "runs", "relativeMountPath": "nfs"}
     volume = Volume("job", "nfs", "fileServer", ref)

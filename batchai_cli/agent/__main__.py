@@ -3,6 +3,9 @@ runner; everything else the agent needs is in the job's bundle folder.
 
 `python -m batchai_cli.agent run-slurm <job-id> <bundle>`: the same, as a task of the job's srun
 step, with the task and node from Slurm ($SLURM_PROCID, $SLURMD_NODENAME).
+
+`python -m batchai_cli.agent recover <job-id> <task-index> <node-id> <bundle>`: ship what a dead
+agent left in its node's spool (agent/recover.py).
 """
 
 import sys
@@ -18,4 +21,10 @@ if __name__ == "__main__":
         sys.exit(main(sys.argv[2:]))
     if len(sys.argv) == 4 and sys.argv[1] == "run-slurm":
         sys.exit(main_slurm(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) == 6 and sys.argv[1] == "recover":
+        from batchai_cli import private
+        from batchai_cli.agent.recover import recover
+
+        private.enter()
+        sys.exit(recover(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]))
     sys.exit(USAGE)

@@ -105,7 +105,7 @@ class Runner:
 
             agents = slurm.AgentStep(self.job_id, node_names, self.bundle)
         else:
-            agents = LocalAgents(self.job_id, nodes, self.bundle)
+            agents = LocalAgents(self.job_id, nodes, node_ids, self.bundle)
         limit = wall_clock_seconds(properties)
         essential = self._essential_tasks(properties, len(nodes))
         deadline = time.monotonic() + limit if limit else None
@@ -148,6 +148,7 @@ class Runner:
                 )
                 if not self.slurm:  # Slurm stops what is left of the step on each node itself
                     layout.kill_job_processes(self.request["body"], task)
+                agents.recover(task)  # what the dead agent had not shipped yet
                 continue
             errors.extend(result.get("errors") or [])
             # The job's exit code: the first failure among the essential nodes, else the master's.
@@ -189,7 +190,8 @@ class Runner:
 class LocalAgents:
     """A job's agents on this machine: one process per node, each in its own session."""
 
-    def __init__(self, job_id: str, nodes: list[int], job_bundle: bundles.Bundle):
+    def __init__(self, job_id: str, nodes: list[int], node_ids: list[str], job_bundle: bundles.Bundle):
+        self.job_id, self.node_ids, self.bundle_path = job_id, node_ids, job_bundle.path
         self.processes = []
         for task, node in enumerate(nodes):
             log_path = job_bundle.file(f"agent-{task}.log")
@@ -218,6 +220,15 @@ class LocalAgents:
 
     def where(self, task: int) -> str:
         return f"node {task}"
+
+    def recover(self, task: int) -> None:
+        """Ship what task's dead agent left in its node's spool (the node is this machine)."""
+        from batchai_cli.agent.recover import recover
+
+        try:
+            recover(self.job_id, task, self.node_ids[task], self.bundle_path)
+        except Exception as exc:
+            log.warning("could not recover the logs of task %d: %s", task, exc)
 
     def how(self, task: int) -> str:
         code = self.processes[task].returncode

@@ -285,6 +285,7 @@ class AgentStep:
 
     def __init__(self, job_id: str, node_names: list[str], job_bundle):
         self.slurm_job = os.environ["SLURM_JOB_ID"]
+        self.job_id, self.bundle_path = job_id, job_bundle.path
         self.result_path = job_bundle.result_path
         self.node_names = node_names
         self.stop_mark = stop_mark(job_bundle.path)
@@ -341,6 +342,32 @@ class AgentStep:
 
     def how(self, task: int) -> str:
         return f"ended (srun exited with code {self.srun.returncode})"
+
+    def recover(self, task: int) -> None:
+        """Ship what task's dead agent left in its node's spool, on that node, inside the job's
+        allocation (the runner still holds it)."""
+        node = self.node_names[task]
+        argv = [
+            "srun",
+            "--overlap",
+            f"--jobid={self.slurm_job}",
+            "-w",
+            node,
+            "-N1",
+            "-n1",
+            sys.executable,
+            "-m",
+            "batchai_cli.agent",
+            "recover",
+            self.job_id,
+            str(task),
+            node,
+            self.bundle_path,
+        ]
+        try:
+            run(argv, what=f"recover the logs of task {task} on node {node}")
+        except EngineError as exc:
+            print(f"warning: {exc}", file=sys.stderr, flush=True)
 
 
 def stop_mark(shared_dir: str) -> str:

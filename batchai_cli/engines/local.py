@@ -59,6 +59,10 @@ class LocalEngine(Engine):
 
         db.update_private(cluster.rid, change)
 
+    def rescaled(self, cluster: Cluster, db) -> None:
+        self.created(cluster, db)  # new nodes get their setup task
+        release_removed_nodes(db, cluster.rid)
+
     def check_fits(self, cluster: Cluster, needed: int) -> None:
         capacity, _ = node_capacity(cluster.body)
         if needed > capacity:
@@ -173,6 +177,33 @@ def runner_handle(pid: int) -> dict:
 
 def cluster_node_ids(cluster: Cluster, count: int) -> list[str]:
     return node_ids(cluster.rid.key, cluster.body.get("creationTime") or "", range(count))
+
+
+def release_removed_nodes(db, cluster_rid) -> None:
+    """Unmount the cluster-level volumes of nodes a resize down removed, once no job holds them
+    (a node still running a job keeps them until that job ends: run_queued calls this then)."""
+    import glob
+
+    from batchai_cli import log
+    from batchai_cli.agent import layout
+    from batchai_cli.agent.volumes import release_node
+
+    body = db.get(cluster_rid)
+    if body is None:
+        return
+    capacity, _ = node_capacity(body)
+    held = {
+        node for run in db.runs(cluster_key=cluster_rid.key, phases=("running", "terminating")) for node in run["nodes"]
+    }
+    first = node_ids(cluster_rid.key, body.get("creationTime") or "", [0])[0]
+    prefix, _, rest = first.rpartition("_")
+    stamp = rest.split("-", 1)[-1]
+    for root in sorted(glob.glob(layout.node_root(f"{glob.escape(prefix)}_*-{glob.escape(stamp)}"))):
+        number = os.path.basename(root).rpartition("_")[2].split("-", 1)[0]
+        index = int(number) - 1 if number.isdigit() else -1
+        if index >= capacity and index not in held:
+            for problem in release_node(root, lambda text: log.info("%s", text)):
+                log.warning("%s", problem)
 
 
 def node_states(private: dict) -> dict[int, dict]:
@@ -298,6 +329,9 @@ def _fold_and_wake(db, rid, cluster_key: str | None) -> None:
     reports.fold(db, rid)
     if cluster_key:
         wake_runners(db, cluster_key)
+        cluster_id = db.get_key_id(cluster_key)
+        if cluster_id:
+            release_removed_nodes(db, ids.parse(cluster_id, expect="cluster"))
 
 
 def _wait_for_nodes(db, rid, runner) -> list[int] | str:

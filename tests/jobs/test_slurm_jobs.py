@@ -402,3 +402,30 @@ def test_resizing_a_slurm_cluster_says_the_partition_decides(slurm_lab):
         'WARNING: Cluster "s" runs on Slurm: its scale settings are kept, but the partition\'s nodes decide '
         "where jobs run.\n"
     )
+
+
+def test_job_list_asks_slurm_once_for_all_active_jobs(slurm_lab, slurm, tmp_path, monkeypatch):
+    """Reads stay cheap: `job list` with three active Slurm jobs (two running, one pending) runs
+    one squeue, not one per job. squeue is the real one, behind a wrapper that counts its calls."""
+    lab = slurm_lab
+    gate, out = tmp_path / "gate", tmp_path / "out"
+    for name in ("a", "b", "c"):
+        assert lab.submit(name, custom(f"while [ ! -e {gate} ]; do sleep 0.05; done", out), cluster="s").code == 0
+    until(lambda: len([j for j in _states(lab) if j == "running"]) == 2, 60, "two running jobs")
+    calls = tmp_path / "squeue-calls"
+    wrappers = tmp_path / "bin"
+    wrappers.mkdir()
+    (wrappers / "squeue").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {shutil.which("squeue")} "$@"\n')
+    (wrappers / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrappers}{os.pathsep}{os.environ['PATH']}")
+    assert sorted(_states(lab)) == ["queued", "running", "running"]
+    assert len(calls.read_text().splitlines()) == 1
+    gate.touch()
+    for name in ("a", "b", "c"):
+        assert lab.wait(name, timeout=90).code == 0
+
+
+def _states(lab) -> list[str]:
+    listing = lab.batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp", "--query", "[].executionState")
+    assert listing.code == 0, listing.err
+    return listing.json()

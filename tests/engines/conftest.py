@@ -1,0 +1,151 @@
+"""The engine contract's fixture: `engine_lab`, the jobs lab with cluster "c" of two nodes on one
+engine, once for `local` and once for `slurm` (the session's two-node Slurm, partition debug).
+
+Everything that differs between the engines lives here, behind EngineLab's few methods (where
+$BATCHAI_HOME and the job output go, the node names, how to find a job's runner, what the engine
+holds, the messages that name the engine), so each test in test_contract.py reads the same for both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.jobs.conftest import Lab, custom, lab, pid_alive, until  # noqa: F401 - the lab fixture, shared
+
+ENGINES = ("local", pytest.param("slurm", marks=pytest.mark.integration))
+NODES = 2
+SLURM_PARTITION = "debug"
+
+
+@dataclass
+class EngineLab(Lab):
+    """The jobs lab on one engine. `out` is where jobs write stdout/stderr and outputs, `scratch` a
+    folder every node sees (the tests' gates and marks)."""
+
+    engine: str = "local"
+    out: Path = field(default=Path())
+    scratch: Path = field(default=Path())
+    slurm: object = None
+
+    def job(self, command: str, **more) -> dict:
+        """A one-node customToolkit job with its stdout/stderr in `out`."""
+        return custom(command, self.out, **more)
+
+    def node_names(self) -> list[str]:
+        """The cluster's nodes as jobs see them: local node ids (`cluster node list`), Slurm's node
+        names (the partition's, from the fixture, not from batchai)."""
+        if self.engine == "slurm":
+            return list(self.slurm.nodes)
+        listing = self.batchai("cluster", "node", "list", "-g", "rg", "-w", "ws", "-c", "c").json()
+        return [node["nodeId"] for node in listing]
+
+    def node_of(self, node_folder: str) -> str:
+        """The node a node-local folder (AZ_BATCHAI_JOB_TEMP, AZ_BATCHAI_MOUNT_ROOT) belongs to."""
+        return node_folder.split("/nodes/")[1].split("/")[0]
+
+    def mpi_host_file(self, slots: int) -> str:
+        """The MPI host file of a two-node job whose processCount is `slots`: under Slurm each node by
+        its name; on a local cluster every node is this host, so one line for all."""
+        if self.engine == "slurm":
+            return "".join(f"{name} slots={slots}\n" for name in self.slurm.nodes)
+        return f"localhost slots={NODES * slots}\n"
+
+    def too_large_error(self, node_count: int) -> str:
+        """job create's whole stderr for a job of `node_count` nodes, more than the cluster has."""
+        if self.engine == "slurm":
+            return (
+                f'ERROR: The job needs {node_count} nodes, but cluster "c" runs on Slurm partition '
+                f'"{SLURM_PARTITION}", which has {NODES}. Lower nodeCount, or use a cluster on a larger '
+                "partition (sinfo -s lists them).\n"
+            )
+        return (
+            f'ERROR: The job needs {node_count} nodes, but cluster "c" has {NODES}. Resize it (batchai cluster '
+            f"resize -g rg -w ws -n c -t {node_count}) or lower nodeCount.\n"
+        )
+
+    def runner_pid(self, name: str) -> int:
+        """The pid of the job's runner (local: the detached runner; slurm: the batch script's)."""
+        job_id = self.show(name)["id"]
+        return until(
+            lambda: next(iter(job_processes(job_id, "batchai_cli.engines.runner")), None),
+            what=f"the runner of {name}",
+        )
+
+    def held(self, name: str) -> bool:
+        """Whether the engine still holds the job: its runner runs (local), or Slurm has it queued
+        or running (squeue shows batchai-<name>)."""
+        if self.engine == "slurm":
+            return bool(self.slurm.run("squeue", "-h", "-n", f"batchai-{name}", "-o", "%i").stdout.split())
+        return bool(job_processes(self.show(name)["id"], "batchai_cli.engines.runner"))
+
+    def runner_died_code(self) -> str:
+        """The error a job gets when its runner is killed: Slurm sees its batch script fail."""
+        return "SlurmJobEnded" if self.engine == "slurm" else "JobRunnerDied"
+
+
+def job_processes(job_id: str, *also: str) -> list[int]:
+    """Live processes whose command line names the job (its runner, agents and Slurm steps), and
+    each of `also`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if job_id in cmdline and all(part in cmdline for part in also) and pid_alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def engine_home(engine: str, home: Path, request) -> Path:
+    """The lab's $BATCHAI_HOME for `engine`: today the test's own (tests/conftest.py's `home`) for
+    both. The one place to change when the Slurm fixture hides $BATCHAI_HOME from slurmd: pick the
+    folder here (e.g. under a root the fixture hides) and set BATCHAI_HOME to it."""
+    if engine == "slurm":
+        request.getfixturevalue("slurm")  # started before the home, should it need to know it
+    return home
+
+
+def engine_output_folders(engine: str, tmp_path: Path) -> tuple[Path, Path]:
+    """(out, scratch): where jobs write stdout/stderr, and where the tests keep gates and marks.
+    Both must be visible from every node, and neither may be inside $BATCHAI_HOME."""
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    scratch.mkdir()
+    return out, scratch
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def home(home, engine, request):  # noqa: F811 - overrides tests/conftest.py's, for the engine
+    return engine_home(engine, home, request)
+
+
+@pytest.fixture
+def engine_lab(engine, lab, tmp_path, request) -> EngineLab:  # noqa: F811
+    """The jobs lab with cluster "c" of two nodes on `engine` (local, slurm)."""
+    slurm = request.getfixturevalue("slurm") if engine == "slurm" else None
+    # The lab made "c" as a one-node local cluster; it is made again here on the engine.
+    deleted = lab.batchai("cluster", "delete", "-g", "rg", "-w", "ws", "-n", "c", "-y")
+    assert deleted.code == 0, deleted.err
+    out, scratch = engine_output_folders(engine, tmp_path)
+    extra: tuple[str, ...] = ()
+    if engine == "slurm":
+        cluster_file = tmp_path / "cluster.json"
+        engine_settings = {"type": "slurm", "partition": SLURM_PARTITION}
+        cluster_file.write_text(json.dumps({"properties": {"engine": engine_settings}}))
+        extra = ("-f", str(cluster_file))
+    shown = lab.cluster("c", NODES, *extra)
+    assert shown["engine"]["type"] == engine, shown
+    return EngineLab(lab.batchai, lab.tmp, lab.home, engine=engine, out=out, scratch=scratch, slurm=slurm)

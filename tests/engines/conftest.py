@@ -68,20 +68,20 @@ class EngineLab(Lab):
             f"resize -g rg -w ws -n c -t {node_count}) or lower nodeCount.\n"
         )
 
-    def runner_pid(self, name: str) -> int:
+    def runner_pid(self, job: dict) -> int:
         """The pid of the job's runner (local: the detached runner; slurm: the batch script's)."""
-        job_id = self.show(name)["id"]
         return until(
-            lambda: next(iter(job_processes(job_id, "batchai_cli.engines.runner")), None),
-            what=f"the runner of {name}",
+            lambda: next(iter(job_processes(job["id"], "batchai_cli.engines.runner")), None),
+            what=f"the runner of {job['name']}",
         )
 
-    def held(self, name: str) -> bool:
-        """Whether the engine still holds the job: its runner runs (local), or Slurm has it queued
-        or running (squeue shows batchai-<name>)."""
+    def held(self, job: dict) -> bool:
+        """Whether the engine still holds the job (as `job show` gave it): its runner runs (local),
+        or Slurm has it queued or running (squeue shows batchai-<name>). Asks the engine only, not
+        batchai, so it is no look at the job that could change its state."""
         if self.engine == "slurm":
-            return bool(self.slurm.run("squeue", "-h", "-n", f"batchai-{name}", "-o", "%i").stdout.split())
-        return bool(job_processes(self.show(name)["id"], "batchai_cli.engines.runner"))
+            return bool(self.slurm.run("squeue", "-h", "-n", f"batchai-{job['name']}", "-o", "%i").stdout.split())
+        return bool(job_processes(job["id"], "batchai_cli.engines.runner"))
 
     def runner_died_code(self) -> str:
         """The error a job gets when its runner is killed: Slurm sees its batch script fail."""
@@ -128,7 +128,8 @@ def engine(request) -> str:
 
 
 @pytest.fixture
-def home(home, engine, request):  # noqa: F811 - overrides tests/conftest.py's, for the engine
+def home(home, engine, request):
+    """tests/conftest.py's $BATCHAI_HOME, or the engine's own (engine_home)."""
     return engine_home(engine, home, request)
 
 

@@ -157,9 +157,9 @@ def test_terminate_ends_a_queued_job_without_starting_it(engine_lab):
     gate, started = lab.scratch / "gate", lab.scratch / "started"
     lab.submit("holder", {**lab.job(GATED.format(gate=gate)), "nodeCount": NODES})
     wait_state(lab, "holder", ("running",), timeout=WAIT)
-    lab.submit("waiting", lab.job(f"touch {started}"))
+    queued = lab.submit("waiting", lab.job(f"touch {started}")).json()
     assert lab.show("waiting")["executionState"] == "queued"
-    assert lab.held("waiting")
+    assert lab.held(queued)
     result = terminate(lab, "waiting")
     assert result.code == 0, result.err
     shown = lab.show("waiting")
@@ -168,7 +168,7 @@ def test_terminate_ends_a_queued_job_without_starting_it(engine_lab):
         {"code": "JobTerminated", "details": None, "message": "The job was terminated before it started."}
     ]
     assert (shown["executionInfo"]["startTime"], shown["executionInfo"]["exitCode"]) == (None, None)
-    until(lambda: not lab.held("waiting"), what="the engine to let the terminated job go")
+    until(lambda: not lab.held(queued), what="the engine to let the terminated job go")
     gate.touch()
     assert lab.wait("holder", timeout=WAIT).code == 0
     # With the cluster free, the terminated job still never ran.
@@ -207,8 +207,8 @@ def test_a_killed_runner_fails_the_job_on_the_next_look(engine_lab):
     wait_for_text(lab.stdouterr("orphan", lab.out) / "stdout.txt", "up\n", timeout=30)
     until(lambda: marker.exists() and marker.read_text().strip(), what="the job's pid")
     sleeper = int(marker.read_text())
-    os.kill(lab.runner_pid("orphan"), signal.SIGKILL)
-    until(lambda: not lab.held("orphan"), what="the engine to lose the job's runner")
+    os.kill(lab.runner_pid(shown), signal.SIGKILL)
+    until(lambda: not lab.held(shown), what="the engine to lose the job's runner")
     after = lab.show("orphan")
     assert after["executionState"] == "failed"
     error = after["executionInfo"]["errors"][-1]
@@ -257,13 +257,8 @@ def test_a_two_node_job_has_a_task_on_each_node_and_the_host_lists(engine_lab):
     assert lab.submit("two", job).code == 0
     wait_state(lab, "two", ("running",), timeout=WAIT)
     folder = lab.stdouterr("two", lab.out)
-    until(
-        lambda: all(
-            (folder / f"stdout-wk-{i}.txt").exists() and (folder / f"stdout-wk-{i}.txt").read_text() for i in (0, 1)
-        ),
-        timeout=60,
-        what="both workers' first line",
-    )
+    first_lines = [folder / f"stdout-wk-{task}.txt" for task in (0, 1)]
+    until(lambda: all(path.exists() and path.read_text() for path in first_lines), 60, "both workers' first line")
     # While it runs, the job holds both nodes of the cluster.
     assert node_state_counts(lab) == idle_counts(0, running=NODES)
     table = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "c", "-o", "table")

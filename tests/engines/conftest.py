@@ -48,6 +48,18 @@ class EngineLab(Lab):
         """The node a node-local folder (AZ_BATCHAI_JOB_TEMP, AZ_BATCHAI_MOUNT_ROOT) belongs to."""
         return node_folder.split("/nodes/")[1].split("/")[0]
 
+    def address(self, node: str) -> str:
+        """The address a node is reached at: a local node is this host; the test Slurm's nodes are
+        all this host too (NodeAddr=127.0.0.1 in tests/fixtures/slurm.py)."""
+        return "127.0.0.1"
+
+    def ran_on(self, record: dict) -> str:
+        """The node a task ran on, by the engine's own word (a probe's record of its environment):
+        Slurm's SLURMD_NODENAME; a local node has no witness but its folder."""
+        if self.engine == "slurm":
+            return record["SLURMD_NODENAME"]
+        return self.node_of(record["AZ_BATCHAI_JOB_TEMP"])
+
     def mpi_host_file(self, slots: int) -> str:
         """The MPI host file of a two-node job whose processCount is `slots`: under Slurm each node by
         its name; on a local cluster every node is this host, so one line for all."""
@@ -83,9 +95,29 @@ class EngineLab(Lab):
             return bool(self.slurm.run("squeue", "-h", "-n", f"batchai-{job['name']}", "-o", "%i").stdout.split())
         return bool(job_processes(job["id"], "batchai_cli.engines.runner"))
 
-    def runner_died_code(self) -> str:
-        """The error a job gets when its runner is killed: Slurm sees its batch script fail."""
-        return "SlurmJobEnded" if self.engine == "slurm" else "JobRunnerDied"
+    def runner_died_error(self, job: dict, runner_pid: int) -> dict:
+        """The error a job gets when its runner (pid `runner_pid`) is killed. Under Slurm the runner
+        is the batch script, so Slurm sees the Slurm job fail and the error names that."""
+        if self.engine == "slurm":
+            slurm_job = self.slurm_job_id(job)
+            return {
+                "code": "SlurmJobEnded",
+                "details": [{"name": "slurmJobId", "value": slurm_job}, {"name": "slurmJobState", "value": "FAILED"}],
+                "message": f"Slurm job {slurm_job} ended (FAILED, exit code 0:9) without the job's end being "
+                "recorded: its runner ended early (killed or crashed). See runner.log in the job's shared folder.",
+            }
+        return {
+            "code": "JobRunnerDied",
+            "details": None,
+            "message": f"The process that ran this job (pid {runner_pid}) ended without recording the job's end: "
+            "it was killed or crashed. Its processes were stopped; see runner.log in the job's shared folder.",
+        }
+
+    def slurm_job_id(self, job: dict) -> str:
+        """The Slurm job of a batchai job: the latest Slurm job named batchai-<name> (Slurm keeps
+        ended ones for MinJobAge, 5 minutes)."""
+        listing = self.slurm.run("squeue", "-h", "-t", "all", "-n", f"batchai-{job['name']}", "-o", "%i")
+        return max(listing.stdout.split(), key=int)
 
 
 def job_processes(job_id: str, *also: str) -> list[int]:

@@ -27,11 +27,13 @@ WAIT = 120  # seconds for a job to end: slurm under CI load takes seconds to sta
 
 PROBE = """
 import json, os, sys, time
-keys = ["AZ_BATCHAI_TASK_INDEX", "AZ_BATCHAI_JOB_TEMP", "AZ_BATCHAI_SHARED_JOB_TEMP", "AZ_BATCHAI_PS_HOSTS",
-        "AZ_BATCHAI_WORKER_HOSTS", "TF_CONFIG"]
+keys = ["AZ_BATCHAI_TASK_INDEX", "AZ_BATCHAI_JOB_TEMP", "AZ_BATCHAI_SHARED_JOB_TEMP", "AZ_BATCHAI_PYTORCH_INIT_METHOD",
+        "AZ_BATCHAI_PYTORCH_BACKEND", "SLURMD_NODENAME"]
 record = {"args": sys.argv[1:], **{key: os.environ.get(key) for key in keys}}
-with open(os.environ["AZ_BATCHAI_MPI_HOST_FILE"]) as handle:
-    record["hostfile"] = handle.read()
+host_file = os.environ["AZ_BATCHAI_MPI_HOST_FILE"]
+while not (os.path.exists(host_file) and open(host_file).read().endswith("\\n")):  # task 0 writes it
+    time.sleep(0.05)
+record["hostfile"] = open(host_file).read()
 print(json.dumps(record), flush=True)
 while not os.path.exists(os.environ["GATE"]):
     time.sleep(0.05)
@@ -66,8 +68,10 @@ def test_a_job_runs_and_its_output_lands_in_the_output_folder(engine_lab):
     assert created.code == 0, created.err
     body = created.json()
     assert (body["executionState"], body["toolType"]) == ("queued", "custom")
+    assert body["constraints"] == {"maxWallClockTime": "7 days, 0:00:00"}
     segment = body["jobOutputDirectoryPathSegment"]
     assert segment.startswith("00000000-0000-0000-0000-000000000000/rg/workspaces/ws/experiments/exp/jobs/hello/")
+    assert len(segment.rsplit("/", 1)[1]) == 36
     waited = lab.wait("hello", timeout=WAIT)
     assert waited.code == 0, waited.err
     assert "WARNING: Job state: succeeded" in waited.err
@@ -147,7 +151,8 @@ def test_terminate_stops_every_process_of_a_running_job(engine_lab):
     assert after["executionInfo"]["errors"][-1]["code"] == "JobTerminated"
     assert not any(pid_alive(pid) for pid in pids)
     assert "Stopped: the job was terminated." in (lab.stdouterr("long", lab.out) / "execution.log").read_text()
-    # No runner, agent or Slurm step of the job is left, and its nodes are free again.
+    # The engine let the job go, no runner, agent or Slurm step of it is left, and its nodes are free.
+    until(lambda: not lab.held(shown), what="the engine to let the terminated job go")
     until(lambda: not job_processes(shown["id"]), what="the job's last process to end")
     until(lambda: node_state_counts(lab) == idle_counts(NODES), what="both nodes idle again")
 
@@ -207,13 +212,12 @@ def test_a_killed_runner_fails_the_job_on_the_next_look(engine_lab):
     wait_for_text(lab.stdouterr("orphan", lab.out) / "stdout.txt", "up\n", timeout=30)
     until(lambda: marker.exists() and marker.read_text().strip(), what="the job's pid")
     sleeper = int(marker.read_text())
-    os.kill(lab.runner_pid(shown), signal.SIGKILL)
+    runner = lab.runner_pid(shown)
+    os.kill(runner, signal.SIGKILL)
     until(lambda: not lab.held(shown), what="the engine to lose the job's runner")
     after = lab.show("orphan")
     assert after["executionState"] == "failed"
-    error = after["executionInfo"]["errors"][-1]
-    assert error["code"] == lab.runner_died_code()
-    assert "killed or crashed" in error["message"] and "runner.log" in error["message"]
+    assert after["executionInfo"]["errors"][-1] == lab.runner_died_error(after, runner)
     until(lambda: not pid_alive(sleeper), what="the job's command to be stopped")
     until(lambda: not job_processes(shown["id"]), what="the job's last process to end")
     # Its node is free for the next job.
@@ -245,13 +249,11 @@ def test_a_two_node_job_has_a_task_on_each_node_and_the_host_lists(engine_lab):
         "nodeCount": NODES,
         "stdOutErrPathPrefix": str(lab.out),
         "environmentVariables": [{"name": "GATE", "value": str(gate)}],
-        "tensorFlowSettings": {
+        "pyTorchSettings": {
             "pythonScriptFilePath": str(script),
             "pythonInterpreterPath": "python3",
-            "workerCount": 2,
-            "parameterServerCount": 0,
-            "masterCommandLineArgs": "--task $AZ_BATCHAI_TASK_INDEX",
-            "workerCommandLineArgs": "--task $AZ_BATCHAI_TASK_INDEX",
+            "commandLineArgs": "--rank $AZ_BATCHAI_TASK_INDEX",
+            "communicationBackend": "gloo",
         },
     }
     assert lab.submit("two", job).code == 0
@@ -263,8 +265,10 @@ def test_a_two_node_job_has_a_task_on_each_node_and_the_host_lists(engine_lab):
     assert node_state_counts(lab) == idle_counts(0, running=NODES)
     table = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "c", "-o", "table")
     assert table.out.splitlines()[2].split()[4:] == ["steady", "0", "2", "0", "0", "0"]
-    nodes = lab.batchai("job", "node", "list", "-g", "rg", "-w", "ws", "-e", "exp", "-j", "two").json()
-    assert sorted(node["nodeId"] for node in nodes) == sorted(lab.node_names())
+    job_nodes = ("job", "node", "list", "-g", "rg", "-w", "ws", "-e", "exp", "-j", "two")
+    held = sorted(lab.batchai(*job_nodes).json(), key=lambda node: node["nodeId"])
+    assert held == [{"ipAddress": lab.address(node), "nodeId": node, "port": 22} for node in sorted(lab.node_names())]
+    assert lab.batchai(*job_nodes, "-o", "table").out.splitlines()[0].split() == ["ID", "IP", "SSH", "Port"]
     gate.touch()
     assert lab.wait("two", timeout=WAIT).code == 0
     names = sorted(p.name for p in folder.iterdir())
@@ -272,26 +276,24 @@ def test_a_two_node_job_has_a_task_on_each_node_and_the_host_lists(engine_lab):
         [f"execution-{node}.log" for node in lab.node_names()]
         + ["stderr-wk-0.txt", "stderr-wk-1.txt", "stdout-wk-0.txt", "stdout-wk-1.txt"]
     )
-    first, second = (json.loads((folder / f"stdout-wk-{i}.txt").read_text()) for i in (0, 1))
-    assert (first["args"], second["args"]) == (["--task", "0"], ["--task", "1"])
-    assert (first["AZ_BATCHAI_TASK_INDEX"], second["AZ_BATCHAI_TASK_INDEX"]) == ("0", "1")
-    # Each task on its own node, with its own node folder; the shared folder is one.
-    on = [lab.node_of(record["AZ_BATCHAI_JOB_TEMP"]) for record in (first, second)]
+    records = [json.loads(path.read_text()) for path in first_lines]
+    assert [record["args"] for record in records] == [["--rank", "0"], ["--rank", "1"]]
+    assert [record["AZ_BATCHAI_TASK_INDEX"] for record in records] == ["0", "1"]
+    # Each task on its own node, in that node's folder; the shared folder is one.
+    on = [lab.node_of(record["AZ_BATCHAI_JOB_TEMP"]) for record in records]
     assert sorted(on) == sorted(lab.node_names())
-    assert first["AZ_BATCHAI_SHARED_JOB_TEMP"] == second["AZ_BATCHAI_SHARED_JOB_TEMP"]
-    # The host lists: one worker address per node, the same on both; no parameter server.
-    hosts = first["AZ_BATCHAI_WORKER_HOSTS"].split(",")
-    assert len(set(hosts)) == 2 and all(host.rsplit(":", 1)[1].isdigit() for host in hosts)
-    assert second["AZ_BATCHAI_WORKER_HOSTS"] == first["AZ_BATCHAI_WORKER_HOSTS"]
-    assert first["AZ_BATCHAI_PS_HOSTS"] == second["AZ_BATCHAI_PS_HOSTS"] == ""
-    assert json.loads(first["TF_CONFIG"]) == {
-        "cluster": {"worker": hosts},
-        "task": {"type": "master", "index": 0},
-        "environment": "cloud",
-    }
-    assert json.loads(second["TF_CONFIG"])["task"] == {"type": "worker", "index": 1}
-    assert first["hostfile"] == lab.mpi_host_file(slots=1)
+    assert [lab.ran_on(record) for record in records] == on
+    for task, node in enumerate(on):
+        assert f"Job two on node {node} (task {task} of 2)" in (folder / f"execution-{node}.log").read_text()
+    assert records[0]["AZ_BATCHAI_SHARED_JOB_TEMP"] == records[1]["AZ_BATCHAI_SHARED_JOB_TEMP"]
+    # The host lists: PyTorch's rendezvous on the first task's node, the same for both; the MPI host file.
+    init_methods = {record["AZ_BATCHAI_PYTORCH_INIT_METHOD"] for record in records}
+    assert len(init_methods) == 1
+    assert init_methods.pop().rsplit(":", 1)[0] == f"tcp://{lab.address(on[0])}"
+    assert [record["AZ_BATCHAI_PYTORCH_BACKEND"] for record in records] == ["gloo", "gloo"]
+    assert {record["hostfile"] for record in records} == {lab.mpi_host_file(slots=1)}
     until(lambda: node_state_counts(lab) == idle_counts(NODES), what="both nodes idle again")
+    assert lab.batchai(*job_nodes).json() == []
 
 
 def test_an_mpi_job_starts_every_rank(engine_lab):

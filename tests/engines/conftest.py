@@ -114,10 +114,14 @@ class EngineLab(Lab):
         }
 
     def slurm_job_id(self, job: dict) -> str:
-        """The Slurm job of a batchai job: the latest Slurm job named batchai-<name> (Slurm keeps
-        ended ones for MinJobAge, 5 minutes)."""
-        listing = self.slurm.run("squeue", "-h", "-t", "all", "-n", f"batchai-{job['name']}", "-o", "%i")
-        return max(listing.stdout.split(), key=int)
+        return slurm_job_id(self.slurm, job["name"])
+
+
+def slurm_job_id(slurm, name: str) -> str:
+    """The Slurm job of batchai job `name`: the latest Slurm job named batchai-<name> (Slurm keeps
+    ended ones for MinJobAge, 5 minutes), as an administrator would find it."""
+    listing = slurm.run("squeue", "-h", "-t", "all", "-n", f"batchai-{name}", "-o", "%i").stdout.split()
+    return max(listing, key=int)
 
 
 def job_processes(job_id: str, *also: str) -> list[int]:

@@ -60,6 +60,11 @@ class EngineLab(Lab):
             return record["SLURMD_NODENAME"]
         return self.node_of(record["AZ_BATCHAI_JOB_TEMP"])
 
+    def allocation_note(self, job: dict) -> str:
+        """What execution.log adds to a task's first line about where the engine runs the job:
+        under Slurm, the one Slurm job all its tasks share."""
+        return f" in Slurm job {self.slurm_job_id(job)}" if self.engine == "slurm" else ""
+
     def mpi_host_file(self, slots: int) -> str:
         """The MPI host file of a two-node job whose processCount is `slots`: under Slurm each node by
         its name; on a local cluster every node is this host, so one line for all."""

@@ -262,7 +262,8 @@ def test_a_two_node_job_has_a_task_on_each_node_and_the_host_lists(engine_lab):
     first_lines = [folder / f"stdout-wk-{task}.txt" for task in (0, 1)]
     until(lambda: all(path.exists() and path.read_text() for path in first_lines), 60, "both workers' first line")
     # While it runs, the job holds both nodes of the cluster.
-    assert node_state_counts(lab) == idle_counts(0, running=NODES)
+    cluster = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "c").json()
+    assert (cluster["currentNodeCount"], cluster["nodeStateCounts"]) == (NODES, idle_counts(0, running=NODES))
     table = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "c", "-o", "table")
     assert table.out.splitlines()[2].split()[4:] == ["steady", "0", "2", "0", "0", "0"]
     job_nodes = ("job", "node", "list", "-g", "rg", "-w", "ws", "-e", "exp", "-j", "two")
@@ -283,8 +284,11 @@ def test_a_two_node_job_has_a_task_on_each_node_and_the_host_lists(engine_lab):
     on = [lab.node_of(record["AZ_BATCHAI_JOB_TEMP"]) for record in records]
     assert sorted(on) == sorted(lab.node_names())
     assert [lab.ran_on(record) for record in records] == on
+    shown = lab.show("two")
+    assert shown["toolType"] == "pytorch"
     for task, node in enumerate(on):
-        assert f"Job two on node {node} (task {task} of 2)" in (folder / f"execution-{node}.log").read_text()
+        started = f"Job two on node {node} (task {task} of 2){lab.allocation_note(shown)}."
+        assert started in (folder / f"execution-{node}.log").read_text()
     assert records[0]["AZ_BATCHAI_SHARED_JOB_TEMP"] == records[1]["AZ_BATCHAI_SHARED_JOB_TEMP"]
     # The host lists: PyTorch's rendezvous on the first task's node, the same for both; the MPI host file.
     init_methods = {record["AZ_BATCHAI_PYTORCH_INIT_METHOD"] for record in records}

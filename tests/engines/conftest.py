@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -146,21 +147,24 @@ def job_processes(job_id: str, *also: str) -> list[int]:
     return found
 
 
-def engine_home(engine: str, home: Path, request) -> Path:
-    """The lab's $BATCHAI_HOME for `engine`: today the test's own (tests/conftest.py's `home`) for
-    both. The one place to change when the Slurm fixture hides $BATCHAI_HOME from slurmd: pick the
-    folder here (e.g. under a root the fixture hides) and set BATCHAI_HOME to it."""
+class EngineFolders(NamedTuple):
+    home: Path  # $BATCHAI_HOME
+    out: Path  # stdOutErrPathPrefix and outputs' pathPrefix
+    scratch: Path  # the tests' gates and marks
+
+
+def engine_folders(engine: str, home: Path, tmp_path: Path, request) -> EngineFolders:
+    """Where a lab on `engine` keeps things: `home` is tests/conftest.py's $BATCHAI_HOME, kept for
+    both engines today. The one place to change when the Slurm fixture hides $BATCHAI_HOME from
+    slurmd: pick the home here (e.g. under a root the fixture hides; set BATCHAI_HOME with
+    request.getfixturevalue("monkeypatch") and write its config as `home` does). `out` and `scratch`
+    must be visible from every node and outside the home. Called twice per test (for the home, then
+    for the lab), so it gives the same folders each time."""
     if engine == "slurm":
-        request.getfixturevalue("slurm")  # started before the home, should it need to know it
-    return home
-
-
-def engine_output_folders(engine: str, tmp_path: Path) -> tuple[Path, Path]:
-    """(out, scratch): where jobs write stdout/stderr, and where the tests keep gates and marks.
-    Both must be visible from every node, and neither may be inside $BATCHAI_HOME."""
-    out, scratch = tmp_path / "out", tmp_path / "scratch"
-    scratch.mkdir()
-    return out, scratch
+        request.getfixturevalue("slurm")  # started first, should the home need to know it
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    return EngineFolders(home=home, out=tmp_path / "out", scratch=scratch)
 
 
 @pytest.fixture(params=ENGINES)
@@ -169,9 +173,9 @@ def engine(request) -> str:
 
 
 @pytest.fixture
-def home(home, engine, request):
-    """tests/conftest.py's $BATCHAI_HOME, or the engine's own (engine_home)."""
-    return engine_home(engine, home, request)
+def home(home, engine, tmp_path, request):
+    """tests/conftest.py's $BATCHAI_HOME, or the engine's own (engine_folders)."""
+    return engine_folders(engine, home, tmp_path, request).home
 
 
 @pytest.fixture
@@ -181,7 +185,7 @@ def engine_lab(engine, lab, tmp_path, request) -> EngineLab:  # noqa: F811
     # The lab made "c" as a one-node local cluster; it is made again here on the engine.
     deleted = lab.batchai("cluster", "delete", "-g", "rg", "-w", "ws", "-n", "c", "-y")
     assert deleted.code == 0, deleted.err
-    out, scratch = engine_output_folders(engine, tmp_path)
+    folders = engine_folders(engine, lab.home, tmp_path, request)
     extra: tuple[str, ...] = ()
     if engine == "slurm":
         cluster_file = tmp_path / "cluster.json"
@@ -190,4 +194,6 @@ def engine_lab(engine, lab, tmp_path, request) -> EngineLab:  # noqa: F811
         extra = ("-f", str(cluster_file))
     shown = lab.cluster("c", NODES, *extra)
     assert shown["engine"]["type"] == engine, shown
-    return EngineLab(lab.batchai, lab.tmp, lab.home, engine=engine, out=out, scratch=scratch, slurm=slurm)
+    return EngineLab(
+        lab.batchai, lab.tmp, lab.home, engine=engine, out=folders.out, scratch=folders.scratch, slurm=slurm
+    )

@@ -21,6 +21,7 @@ from tests.jobs.conftest import Lab, custom, lab, pid_alive, until  # noqa: F401
 ENGINES = ("local", pytest.param("slurm", marks=pytest.mark.integration))
 NODES = 2
 SLURM_PARTITION = "debug"
+RUNNER = "batchai_cli.engines.runner"  # in the command line of a job's runner, on either engine
 
 
 @dataclass
@@ -89,7 +90,7 @@ class EngineLab(Lab):
     def runner_pid(self, job: dict) -> int:
         """The pid of the job's runner (local: the detached runner; slurm: the batch script's)."""
         return until(
-            lambda: next(iter(job_processes(job["id"], "batchai_cli.engines.runner")), None),
+            lambda: next(iter(job_processes(job["id"], RUNNER)), None),
             what=f"the runner of {job['name']}",
         )
 
@@ -99,7 +100,7 @@ class EngineLab(Lab):
         batchai, so it is no look at the job that could change its state."""
         if self.engine == "slurm":
             return bool(self.slurm.run("squeue", "-h", "-n", f"batchai-{job['name']}", "-o", "%i").stdout.split())
-        return bool(job_processes(job["id"], "batchai_cli.engines.runner"))
+        return bool(job_processes(job["id"], RUNNER))
 
     def runner_died_error(self, job: dict, runner_pid: int) -> dict:
         """The error a job gets when its runner (pid `runner_pid`) is killed. Under Slurm the runner

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 
-from tests.files.conftest import finish, stream_process
+from tests.files.conftest import stream_process
 from tests.jobs.conftest import pid_alive, until, wait_for_text, wait_state
 
 from .conftest import NODES, job_processes
@@ -92,28 +92,28 @@ def test_job_file_stream_shows_the_output_while_the_job_runs(engine_lab):
     lab.submit("talk", lab.job(f"echo first; {GATED.format(gate=gate)}; echo second"))
     stream = stream_process("talk", "-f", "stdout.txt")
     try:
-        assert read_until(stream, b"first\n", timeout=WAIT) == b"first\n"
+        assert read_stdout(stream, WAIT, b"first\n") == b"first\n"
         # Shown while the job still runs: it waits for the gate, which is not there yet.
         assert lab.show("talk")["executionState"] == "running"
         gate.touch()
-        rest, err = finish(stream, timeout=WAIT)
+        assert read_stdout(stream, WAIT) == b"second\n"
+        assert stream.wait(timeout=30) == 0, stream.stderr.read()
     finally:
         if stream.poll() is None:
             stream.kill()
             stream.wait()
-    assert stream.returncode == 0, err
-    assert rest == b"second\n"
     assert lab.show("talk")["executionState"] == "succeeded"
 
 
-def read_until(process: subprocess.Popen, wanted: bytes, timeout: float) -> bytes:
-    """What the process writes to stdout until it has written `wanted` (or ended, or timed out)."""
+def read_stdout(process: subprocess.Popen, timeout: float, wanted: bytes | None = None) -> bytes:
+    """What the process writes to stdout until it has written `wanted` (None: until it closes
+    stdout), or `timeout` s have passed. Reads the pipe itself, so nothing is left in a buffer."""
     data = b""
     deadline = time.monotonic() + timeout
-    while wanted not in data and time.monotonic() < deadline:
+    while (wanted is None or wanted not in data) and time.monotonic() < deadline:
         ready, _, _ = select.select([process.stdout], [], [], 0.2)
         if ready:
-            chunk = process.stdout.read1(4096)
+            chunk = os.read(process.stdout.fileno(), 4096)
             if not chunk:
                 break
             data += chunk

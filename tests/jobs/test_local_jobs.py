@@ -1,5 +1,7 @@
-"""Jobs that really run on a local cluster: outputs, variables, exit codes, the queue, terminate,
-limits and failures. Each test runs real runner and agent processes."""
+"""Jobs that really run on a local cluster, beyond the engine contract (tests/engines/, which runs
+the scenarios every engine shares): the job's variables, job preparation, bytes kept as they are,
+an agent killed, a full disk, local folders, cluster delete. Each test runs real runner and agent
+processes."""
 
 from __future__ import annotations
 
@@ -11,38 +13,6 @@ import time
 import pytest
 
 from tests.jobs.conftest import custom, pid_alive, wait_for_text, wait_state
-
-
-def test_job_runs_and_lands_in_the_output_folder(lab, tmp_path):
-    out = tmp_path / "out"
-    job = custom(
-        "echo hello; echo oops >&2; echo 42 > $AZ_BATCHAI_OUTPUT_MODEL/result.txt",
-        out,
-        outputDirectories=[{"id": "MODEL", "pathPrefix": str(out), "pathSuffix": "models"}],
-    )
-    created = lab.submit("j1", job)
-    assert created.code == 0, created.err
-    body = created.json()
-    assert body["executionState"] == "queued"
-    assert body["toolType"] == "custom"
-    segment = body["jobOutputDirectoryPathSegment"]
-    assert segment.startswith("00000000-0000-0000-0000-000000000000/rg/workspaces/ws/experiments/exp/jobs/j1/")
-    assert len(segment.rsplit("/", 1)[1]) == 36
-    waited = lab.wait("j1")
-    assert waited.code == 0, waited.err
-    assert "WARNING: Job state: succeeded" in waited.err
-    shown = lab.show("j1")
-    assert shown["executionState"] == "succeeded"
-    assert shown["executionInfo"]["exitCode"] == 0
-    assert shown["executionInfo"]["errors"] is None
-    assert shown["constraints"] == {"maxWallClockTime": "7 days, 0:00:00"}
-    stdouterr = out / segment / "stdouterr"
-    assert sorted(p.name for p in stdouterr.iterdir()) == ["execution.log", "stderr.txt", "stdout.txt"]
-    assert (stdouterr / "stdout.txt").read_text() == "hello\n"
-    assert (stdouterr / "stderr.txt").read_text() == "oops\n"
-    assert (out / segment / "outputs" / "models" / "result.txt").read_text() == "42\n"
-    log = (stdouterr / "execution.log").read_text()
-    assert "exited with code 0" in log
 
 
 def test_every_batchai_variable_has_its_value(lab, tmp_path):
@@ -82,22 +52,6 @@ def test_every_batchai_variable_has_its_value(lab, tmp_path):
     assert node.startswith("tvm-") and node.endswith("z")
 
 
-def test_a_failing_command_gives_its_exit_code(lab, tmp_path):
-    out = tmp_path / "out"
-    lab.submit("bad", custom("echo partial; exit 3", out))
-    waited = lab.wait("bad")
-    assert waited.code == 3
-    assert 'WARNING: The job "bad" in resource group "rg" failed.' in waited.err
-    assert "Job failed with exit code 3 at" in waited.err
-    assert "WARNING: Error message: Job failed with non-zero exit code\nDetails:\n <none>" in waited.err
-    shown = lab.show("bad")
-    assert shown["executionState"] == "failed"
-    assert shown["executionInfo"]["errors"] == [
-        {"code": "JobFailed", "details": None, "message": "Job failed with non-zero exit code"}
-    ]
-    assert (lab.stdouterr("bad", out) / "stdout.txt").read_text() == "partial\n"
-
-
 def test_a_command_that_does_not_exist(lab, tmp_path):
     out = tmp_path / "out"
     lab.submit("nocmd", custom("no-such-command-xyz --flag", out))
@@ -134,80 +88,11 @@ def test_invalid_utf8_is_kept_byte_for_byte(lab, tmp_path):
     assert (lab.stdouterr("bytes", out) / "stdout.txt").read_bytes() == b"ok \xff\xfe\x80 end\n\xc3"
 
 
-def test_wall_clock_limit_stops_the_job(lab, tmp_path):
-    out = tmp_path / "out"
-    lab.submit("slow", custom("echo start; sleep 60", out, constraints={"maxWallClockTime": "00:00:02"}))
-    started = time.monotonic()
-    waited = lab.wait("slow")
-    assert time.monotonic() - started < 30
-    assert waited.code != 0
-    shown = lab.show("slow")
-    assert shown["executionState"] == "failed"
-    assert any(e["code"] == "JobMaxWallClockTimeExceeded" for e in shown["executionInfo"]["errors"])
-    assert (lab.stdouterr("slow", out) / "stdout.txt").read_text() == "start\n"
-
-
-def _job_pids(out_folder) -> list[int]:
-    return [int(p) for p in (out_folder / "pid").read_text().split()]
-
-
-def test_terminate_stops_every_process(lab, tmp_path):
-    out = tmp_path / "out"
-    marker = tmp_path / "pid"
-    lab.submit("long", custom(f"sleep 300 & echo $! > {marker}; echo $$ >> {marker}; wait", out))
-    wait_state(lab, "long", ("running",))
-    deadline = time.monotonic() + 10
-    while not (marker.exists() and len(marker.read_text().split()) == 2) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pids = _job_pids(tmp_path)
-    assert all(pid_alive(pid) for pid in pids)
-    result = lab.batchai("job", "terminate", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "long", "-y")
-    assert result.code == 0, result.err
-    shown = lab.show("long")
-    assert shown["executionState"] == "failed"
-    assert [e["code"] for e in shown["executionInfo"]["errors"]][-1] == "JobTerminated"
-    assert not any(pid_alive(pid) for pid in pids)
-
-
 def test_terminate_without_a_tty_needs_yes(lab, tmp_path):
     lab.submit("t", custom("true", tmp_path / "out"))
     result = lab.batchai("job", "terminate", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "t")
     assert result.code == 1
     assert result.err == "ERROR: Unable to prompt for confirmation as no tty available. Use --yes.\n"
-
-
-def test_queue_runs_by_priority_then_age(lab, tmp_path):
-    out = tmp_path / "out"
-    order = tmp_path / "order"
-    lab.submit("first", custom(f"sleep 1; echo first >> {order}", out))
-    wait_state(lab, "first", ("running",))
-    lab.submit("low", custom(f"echo low >> {order}", out, schedulingPriority="low"))
-    lab.submit("normal", custom(f"echo normal >> {order}", out))
-    lab.submit("high", custom(f"echo high >> {order}", out, schedulingPriority="high"))
-    assert lab.show("high")["executionState"] == "queued"
-    table = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "c", "-o", "table")
-    assert table.out.splitlines()[2].split()[4:] == ["steady", "0", "1", "0", "0", "0"]
-    for name in ("first", "low", "normal", "high"):
-        assert lab.wait(name).code == 0
-    assert order.read_text().split() == ["first", "high", "normal", "low"]
-    idle = lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "c").json()["nodeStateCounts"]
-    assert idle == {
-        "idleNodeCount": 1,
-        "leavingNodeCount": 0,
-        "preparingNodeCount": 0,
-        "runningNodeCount": 0,
-        "unusableNodeCount": 0,
-    }
-
-
-def test_a_job_larger_than_the_cluster_is_refused(lab, tmp_path):
-    result = lab.submit("big", {**custom("true", tmp_path / "out"), "nodeCount": 3})
-    assert result.code == 1
-    assert result.err == (
-        'ERROR: The job needs 3 nodes, but cluster "c" has 1. Resize it (batchai cluster resize -g rg -w ws -n c '
-        "-t 3) or lower nodeCount.\n"
-    )
-    assert lab.batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp").json() == []
 
 
 def test_a_job_on_a_cluster_that_does_not_exist(lab, tmp_path):
@@ -240,24 +125,6 @@ def test_an_agent_killed_with_sigkill_fails_the_job(lab, tmp_path):
     assert message == "The agent on node 0 killed by SIGKILL before it reported a result; the job was stopped."
     sleeper = (lab.home / "shared" / "jobs" / uuid / "pgids-0").read_text().split()
     assert not any(pid_alive(int(pid)) for pid in sleeper)
-
-
-def test_a_runner_killed_with_sigkill_is_found_by_job_show(lab, tmp_path):
-    out = tmp_path / "out"
-    lab.submit("orphan", custom("echo up; sleep 300", out))
-    shown = wait_state(lab, "orphan", ("running",))
-    wait_for_text(lab.stdouterr("orphan", out) / "stdout.txt", "up\n")
-    runner_pid = _find_process(f"batchai_cli.engines.runner {shown['id']}")
-    os.kill(runner_pid, signal.SIGKILL)
-    time.sleep(0.2)
-    shown = lab.show("orphan")
-    assert shown["executionState"] == "failed"
-    error = shown["executionInfo"]["errors"][-1]
-    assert error["code"] == "JobRunnerDied"
-    assert f"(pid {runner_pid})" in error["message"]
-    # Its node is free again.
-    lab.submit("next", custom("true", out))
-    assert lab.wait("next").code == 0
 
 
 def _find_process(needle: str) -> int:

@@ -6,6 +6,7 @@ against the session's two-node Slurm (n1, n2 in partition debug; tests/fixtures/
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest

@@ -12,26 +12,26 @@ import sys
 from batchai_cli.errors import EngineError
 
 
-def process_start(pid: int) -> int | None:
-    """The start time of a process (clock ticks since boot), to tell it from a later one with its pid."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None when gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read().decode()
     except OSError:
         return None
-    fields = data[data.rindex(")") + 2 :].split()
-    return int(fields[19])
+    return data[data.rindex(")") + 2 :].split()
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of a process (clock ticks since boot), to tell it from a later one with its pid."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def process_alive(pid: int, start: int | None) -> bool:
     """True while the process `pid` that started at `start` is running (zombies count as ended)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read().decode()
-    except OSError:
-        return False
-    fields = data[data.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
         return False
     return start is None or int(fields[19]) == start
 

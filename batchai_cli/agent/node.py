@@ -52,7 +52,6 @@ class NodeRun:
             self.node_id = slurm_node
         else:
             self.node_id = launch["node_ids"][task_index]
-        self.nodes = launch.get("node_names") or launch["node_ids"]
         self.node_count = len(launch["nodes"])
         # Where each node is reached: the runner looks Slurm nodes' addresses up; local ones are here.
         self.hosts = launch.get("hosts") or ["127.0.0.1"] * self.node_count

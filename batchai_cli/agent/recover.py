@@ -44,10 +44,7 @@ def ship_spool(spool: str, store: Store, directory: str) -> tuple[int, list[str]
         path = os.path.join(spool, name)
         key = join_path(directory, name)
         try:
-            try:
-                offset = store.stat(key).size
-            except FileNotFoundError:
-                offset = 0
+            offset = _stored_size(store, key)
             size = os.path.getsize(path)
             with open(path, "rb") as handle:
                 handle.seek(offset)
@@ -60,6 +57,13 @@ def ship_spool(spool: str, store: Store, directory: str) -> tuple[int, list[str]
         except Exception as exc:  # the others may still go
             problems.append(f"{name}: {exc}")
     return shipped, problems
+
+
+def _stored_size(store: Store, key: str) -> int:
+    try:
+        return store.stat(key).size
+    except FileNotFoundError:
+        return 0
 
 
 def recover(job_id: str, task_index: int, node_id: str, bundle_path: str) -> int:
@@ -82,11 +86,7 @@ def recover(job_id: str, task_index: int, node_id: str, bundle_path: str) -> int
         line += f"{stamp} Could not recover {problem}\n"
     key = join_path(directory, log_name)
     try:
-        try:
-            offset = store.stat(key).size
-        except FileNotFoundError:
-            offset = 0
-        store.append(key, line.encode(), offset)
+        store.append(key, line.encode(), _stored_size(store, key))
     except Exception as exc:
         problems.append(f"{log_name}: {exc}")
     for problem in problems:

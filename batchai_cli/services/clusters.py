@@ -63,6 +63,7 @@ def create_cluster(
         log.warning("%s", format_problem(problem, config_file))
     properties = request["properties"]
     _check_engine(properties)
+    _check_file_servers(properties)
     stamp = state.now_iso()
     setup = (properties.get("nodeSetup") or {}).get("setupTask")
     if setup:
@@ -107,6 +108,15 @@ def _exists(rid: ResourceId) -> AlreadyExists:
         f'"{rid.name}" already exists in workspace "{rid.get("workspace")}" (resource group "{rid.resource_group}").',
         hint="Choose another name, or delete the existing cluster first.",
     )
+
+
+def _check_file_servers(properties: dict) -> None:
+    """Every file server the cluster mounts exists (caught here, not on each node)."""
+    from batchai_cli.storage import paths
+
+    for volume in paths.job_volumes({}, properties):
+        if volume.kind == "fileServer":
+            paths.file_server_source(volume)
 
 
 def _check_engine(properties: dict) -> None:

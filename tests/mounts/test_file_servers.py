@@ -400,3 +400,10 @@ def test_an_nfs_export_cannot_be_read_from_here(home, batchai, ws):
     )
     with pytest.raises(BatchAIError, match="leaves its file server"):
         up.open_store()
+
+
+def test_a_cluster_naming_an_unknown_file_server_is_refused_at_create(lab, tmp_path):
+    refused = lab.create_cluster("nofs", 1, "--nfs", f"{WS_ID}/fileServers/gone")
+    assert refused.code == 1
+    assert refused.err.startswith(f"ERROR: No file server {WS_ID}/fileServers/gone was found (no ")
+    assert lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "nofs").code == 3

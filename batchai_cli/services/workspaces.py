@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from batchai_cli import ids, log, state
 from batchai_cli.errors import AlreadyExists, InvalidState, NotFound
 from batchai_cli.ids import ResourceId
@@ -98,3 +100,11 @@ def delete_workspace(session: Session, rid: ResourceId, *, force: bool = False) 
             hint=f"Delete {'them' if len(exc.children) > 1 else 'it'} first, or pass --force to delete the workspace "
             "with everything in it.",
         ) from None
+    if force:  # the folders of the file servers batchai served in it went with them
+        import shutil
+
+        from batchai_cli import settings
+        from batchai_cli.storage.paths import FILE_SERVERS_FOLDER
+
+        parts = (rid.resource_group.lower(), rid.name.lower())
+        shutil.rmtree(os.path.join(settings.shared_root(), FILE_SERVERS_FOLDER, *parts), ignore_errors=True)

@@ -407,3 +407,13 @@ def test_a_cluster_naming_an_unknown_file_server_is_refused_at_create(lab, tmp_p
     assert refused.code == 1
     assert refused.err.startswith(f"ERROR: No file server {WS_ID}/fileServers/gone was found (no ")
     assert lab.batchai("cluster", "show", "-g", "rg", "-w", "ws", "-n", "nofs").code == 3
+
+
+def test_workspace_delete_force_takes_the_served_folders_with_it(batchai, home, ws):
+    assert _create(batchai, "fs", "-o", "none").code == 0
+    folder = home / "shared" / "fileservers" / "rg" / "ws" / "fs"
+    assert (folder / "export").is_dir()
+    assert batchai("workspace", "delete", "-g", "rg", "-n", "ws", "-y").code == 1  # it holds fs
+    assert folder.is_dir()
+    assert batchai("workspace", "delete", "-g", "rg", "-n", "ws", "-y", "--force").code == 0
+    assert not folder.exists()

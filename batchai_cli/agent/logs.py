@@ -12,7 +12,9 @@ already in storage is given back to the disk (holes punched in the spool files; 
 they were) and the shipper is woken to ship more, for up to FULL_WAIT_SECONDS. If the disk stays
 full, the stream keeps nothing more (a gap would corrupt what follows) but goes on reading what the
 job writes, so the job never blocks on a full pipe; the loss is counted, and a DiskFull error naming
-the path is raised once to the agent (`on_disk_full`) and reported by close().
+the path is raised once to the agent (`on_disk_full`) and reported by close(). The shipper holds a
+little room on the disk from the start (RESERVE_BYTES) and gives it back then, so that the node's
+result and the job's end can still be written there.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ CHUNK = 4 * 1024 * 1024  # the largest append Blob storage takes in one block
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 # How long a write may wait on a full disk for the shipper to ship, and so free, what the spool holds.
 FULL_WAIT_SECONDS = 2.0
+# Room the shipper holds on the spool's disk and gives back when that disk is full, so that the
+# agent can still record its result, and the runner the job's end, on it.
+RESERVE_BYTES = 256 * 1024
 
 
 class Stream:
@@ -169,6 +174,8 @@ class LogShipper:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         os.makedirs(spool_dir, exist_ok=True)
+        self._reserve = os.path.join(spool_dir, ".reserve")
+        _hold(self._reserve, RESERVE_BYTES)
 
     def open(self, name: str) -> Stream:
         """The stream for a file of the stdouterr folder (created in storage even if it stays empty)."""
@@ -234,10 +241,16 @@ class LogShipper:
         if self.disk_full is not None:
             return
         code = "DiskFull" if stream.disk_full else "LogSpoolFailed"
+        self.release_reserve()
         self.disk_full = batchai_error(code, stream.loss(counted=False) or "", path=stream.spool_path)
         if self.on_disk_full is not None:
             with contextlib.suppress(Exception):  # the drain goes on whatever the agent does with it
                 self.on_disk_full(self.disk_full)
+
+    def release_reserve(self) -> None:
+        """Give the room held on the spool's disk back (once the disk is full, and at the end)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self._reserve)
 
     def close(self, *, retry_seconds: float | None = None) -> list[str]:
         """Stop the thread and ship the rest, retrying with backoff for up to `retry_seconds`
@@ -254,6 +267,7 @@ class LogShipper:
         while not self.ship_once() and time.monotonic() < deadline:
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 5.0)
+        self.release_reserve()
         problems = []
         for stream in self.streams.values():
             stream.close_local()
@@ -266,6 +280,22 @@ class LogShipper:
             if loss := stream.loss():
                 problems.append(f"{stream.name}: {loss}")
         return problems
+
+
+def _hold(path: str, size: int) -> None:
+    """Take `size` bytes of the disk in a file of their own (really allocated, not a sparse file);
+    nothing when the disk has no such room already."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    finally:
+        os.close(fd)
 
 
 def _punch_hole(fd: int, length: int) -> bool:

@@ -20,7 +20,7 @@ from batchai_cli.errors import StateStoreError
 from batchai_cli.state import State
 from batchai_cli.storage.local import LocalStore
 from tests.helpers import SUBSCRIPTION
-from tests.jobs.conftest import custom
+from tests.jobs.conftest import custom, until
 
 
 def mount_tmpfs(folder, size: str = "2m") -> None:
@@ -167,6 +167,36 @@ def test_a_job_printing_more_than_the_full_home_holds_ends(lab, home, tmp_path, 
     else:  # the disk was full for good (the state file grew meanwhile): said so, with the path
         messages = " ".join(error["message"] for error in shown["executionInfo"]["errors"])
         assert "is full (No space left on device)" in messages, shown["executionInfo"]
+
+
+def test_a_home_filled_by_something_else_fails_the_job_naming_the_path(lab, home, tmp_path, monkeypatch):
+    """The home fills up while the job runs: the job is not blocked (it reaches its end), it fails
+    with the disk and the spool's path named, and its end is recorded (the shipper's reserve gives
+    the agent and the runner room for that); the CLI never says "cannot rollback"."""
+    monkeypatch.setenv("BATCHAI_LOG_RETRY_SECONDS", "2")
+    out = tmp_path / "out"
+    started, go, end = tmp_path / "started", tmp_path / "go", tmp_path / "end"
+    command = (
+        f"touch {started}; while [ ! -e {go} ]; do sleep 0.1; done; "
+        f"head -c 3000000 /dev/zero | tr '\\0' 'y'; touch {end}"
+    )
+    assert lab.submit("filled", custom(command, out)).code == 0
+    until(started.exists, 60, "the job to start")
+    fill(home)
+    go.touch()
+    waited = lab.wait("filled", timeout=60)
+    assert end.exists(), "the job was blocked writing its output"
+    assert waited.code == 1, waited.err
+    assert "cannot rollback" not in waited.err
+    shown = lab.show("filled")
+    assert shown["executionState"] == "failed"
+    (error,) = [e for e in shown["executionInfo"]["errors"] if "is full (No space left on device)" in e["message"]]
+    # DiskFull once the agent ends the job on its shipper's on_disk_full; LogShippingFailed until then.
+    assert error["code"] in ("DiskFull", "LogShippingFailed"), shown["executionInfo"]
+    assert "/spool/stdout.txt is full (No space left on device): stdout.txt was kept up to byte " in error["message"]
+    assert "Free space on that disk (or set BATCHAI_HOME to a larger one) and run the job again." in error["message"]
+    terminated = lab.batchai("job", "terminate", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "filled", "-y")
+    assert "cannot rollback" not in terminated.err and "Unexpected error" not in terminated.err
 
 
 def test_the_state_store_says_the_disk_is_full(small):

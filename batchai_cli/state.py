@@ -11,6 +11,7 @@ A row's parent must exist (foreign key), so nothing can be created under a delet
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -107,14 +108,28 @@ def _translate(exc: sqlite3.Error, path: str) -> StateStoreError:
             f"The state file {path} is corrupt ({text}).",
             hint=f"Move it aside (mv {path} {path}.broken) to start with an empty state.",
         )
+    # SQLite says "disk I/O error" when the shared-memory file cannot grow on a full disk.
+    if "full" in text or ("disk I/O" in text and _disk_full(path)):
+        folder = os.path.dirname(path) or "."
+        return StateStoreError(
+            f"Cannot write the state file {path}: the disk that holds it is full ({text}).",
+            hint=f"Free space on it (df -h {folder}), or set BATCHAI_HOME to a folder on another disk.",
+        )
     if "readonly" in text or "unable to open" in text or "disk I/O" in text:
         return StateStoreError(
             f"Cannot write the state file {path} ({text}).",
             hint="Set BATCHAI_HOME to a folder you can write to.",
         )
-    if "full" in text:
-        return StateStoreError(f"Cannot write the state file {path}: the disk is full.", hint="Free some space.")
     return StateStoreError(f"The state file {path} cannot be used ({text}).")
+
+
+def _disk_full(path: str) -> bool:
+    """Whether the file system that holds `path` has (almost) no free block left."""
+    try:
+        stat = os.statvfs(os.path.dirname(path) or ".")
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 64 * 1024
 
 
 class State:
@@ -166,21 +181,36 @@ class State:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; the write lock is taken up front so check-then-write is atomic."""
+        """One write transaction; the write lock is taken up front so check-then-write is atomic.
+        SQLite errors inside it (but integrity ones, which callers turn into their own) come out
+        as StateStoreError."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
         try:
             yield self._db
+        except sqlite3.IntegrityError:
+            self._rollback()
+            raise
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _translate(exc, self.path) from None
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise _translate(exc, self.path) from None
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already (it rolls back by itself on a
+        full disk, and a ROLLBACK then fails with "no transaction is active", hiding why)."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         try:

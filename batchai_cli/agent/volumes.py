@@ -14,8 +14,10 @@ cluster mounts stay for the node's life), clean_node() when an agent starts.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -144,42 +146,88 @@ def _place_file_server(
 
 
 def upload_changes(placed: Placed, skip_prefixes: list[str], note: Callable[[str], None]) -> list[str]:
-    """Upload new and changed files of a staged copy. Returns the problems (empty when all went up)."""
+    """Upload new and changed files of a staged copy. Returns the problems (empty when all went up).
+
+    Storage that does not answer (an outage, a restart) is waited for: what failed is tried again
+    with backoff for up to $BATCHAI_OUTPUT_RETRY_SECONDS (default 60), as the log shipper does for
+    stdout, before it is reported. Refused credentials and a missing container are not retried."""
     if placed.store is None or placed.manifest is None:
         return []
-    problems = []
-    uploaded = 0
+    pending = _changes(placed, skip_prefixes)
+    total = len([label for label, _ in pending if not label.endswith("/")])
+    failures = _try(pending)
+    started = time.monotonic()
+    deadline = started + _retry_seconds()
+    delay = 0.5
+    if _retryable(failures) and time.monotonic() < deadline:
+        note(
+            f"Storage did not take {len(failures)} of the new or changed files and folders of "
+            f"{placed.volume.shown_as} ({_first_error(failures)}); trying again for up to {_retry_seconds():g} s."
+        )
+    while _retryable(failures) and time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 5.0)
+        failures = _try([(label, upload) for label, upload, _ in failures])
+    uploaded = total - len([label for label, _, _ in failures if not label.endswith("/")])
+    waited = time.monotonic() - started
+    after = f" (storage answered again after {waited:.0f} s)" if waited >= 0.5 and not failures else ""
+    note(f"Uploaded {uploaded} new or changed files of {placed.volume.shown_as} to {placed.store.url()}{after}.")
+    return [f"{placed.volume.shown_as}/{label.rstrip('/')}: {exc}" for label, _, exc in failures]
+
+
+def _changes(placed: Placed, skip_prefixes: list[str]) -> list[tuple[str, Callable[[], None]]]:
+    """(what, how to upload it) for each new or changed file, and each empty folder the job made
+    (a label ending in "/")."""
+    store, changes = placed.store, []
     staged_dirs = {os.path.dirname(path) for path in placed.manifest}
+
+    def skipped(relative: str) -> bool:
+        return any(relative == p or relative.startswith(p + "/") for p in skip_prefixes)
+
     for folder, dirs, files in os.walk(placed.path):
         dirs.sort()
         relative_dir = clean_path(os.path.relpath(folder, placed.path).replace(os.sep, "/"))
-        if (
-            not files
-            and not dirs
-            and relative_dir
-            and relative_dir not in staged_dirs
-            and not any(relative_dir == p or relative_dir.startswith(p + "/") for p in skip_prefixes)
-        ):
+        if not files and not dirs and relative_dir and relative_dir not in staged_dirs and not skipped(relative_dir):
             # An empty folder the job made (e.g. an output directory it left empty) is kept too.
-            try:
-                placed.store.makedirs(relative_dir)
-            except Exception as exc:
-                problems.append(f"{placed.volume.shown_as}/{relative_dir}: {exc}")
+            changes.append((relative_dir + "/", functools.partial(store.makedirs, relative_dir)))
         for name in sorted(files):
             local = os.path.join(folder, name)
             relative = clean_path(os.path.relpath(local, placed.path).replace(os.sep, "/"))
-            if relative == MANIFEST or any(relative == p or relative.startswith(p + "/") for p in skip_prefixes):
+            if relative == MANIFEST or skipped(relative):
                 continue
             stat = _stat(local)
             if stat is None or placed.manifest.get(relative) == list(stat):
                 continue
-            try:
-                placed.store.upload_file(relative, local)
-                uploaded += 1
-            except Exception as exc:
-                problems.append(f"{placed.volume.shown_as}/{relative}: {exc}")
-    note(f"Uploaded {uploaded} new or changed files of {placed.volume.shown_as} to {placed.store.url()}.")
-    return problems
+            changes.append((relative, functools.partial(store.upload_file, relative, local)))
+    return changes
+
+
+def _try(uploads: list[tuple[str, Callable[[], None]]]) -> list[tuple[str, Callable[[], None], Exception]]:
+    """Run each upload once; the ones that failed, with their error."""
+    failures = []
+    for label, upload in uploads:
+        try:
+            upload()
+        except Exception as exc:
+            failures.append((label, upload, exc))
+    return failures
+
+
+def _retryable(failures: list) -> bool:
+    """Whether waiting may help: some failure is not refused credentials or a missing container
+    (or a local file the job removed meanwhile)."""
+    return any(not isinstance(exc, (PermissionError, FileNotFoundError)) for _, _, exc in failures)
+
+
+def _first_error(failures: list) -> str:
+    return str(failures[0][2]) or type(failures[0][2]).__name__
+
+
+def _retry_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get("BATCHAI_OUTPUT_RETRY_SECONDS", "60")))
+    except ValueError:
+        return 60.0
 
 
 def release(placed: Placed, note: Callable[[str], None]) -> list[str]:

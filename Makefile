@@ -63,6 +63,12 @@ bench-portal: $(STAMP)
 bench-stream: $(STAMP)
 	$(BIN)/python bench/bench_stream.py
 
+# Submit-to-running p50/p99 over 20 jobs: local (goal < 0.3 s), and slurm next to a bare sbatch --wrap
+# on a private Slurm cluster (goal within 1.5x); BENCH_SUBMIT_ARGS="--jobs 5" to shorten it.
+.PHONY: bench-submit
+bench-submit: $(STAMP) test-deps
+	$(BIN)/python bench/bench_submit.py $(BENCH_SUBMIT_ARGS)
+
 # The reliability suite's long run: 50 jobs x 1 MB/s for a minute under 4 CLI readers, 10,000 fuzzed
 # inputs, the leak test; prints one table (SOAK_JOBS, SOAK_SECONDS, SOAK_RATE, SOAK_READERS to scale it).
 soak: $(STAMP) test-deps

@@ -133,74 +133,60 @@ def submit_batchai(env: dict, work: Path, name: str, cluster: str, mark: Path, o
 
 # -- local ----------------------------------------------------------------------------------------------
 
+LOCAL_SPANS = {
+    "cli": ("start", "cli", "the `batchai job create` process, start to exit"),
+    "cli->runner": ("start", "runner", "CLI start-up, checks, state.db; forks the runner (/proc, 10 ms ticks)"),
+    "runner->started": ("runner", "started", "runner start-up (python, imports), queue, launch.json; started report"),
+    "started->agent": ("started", "agent", "agent start-up (python, imports), log shipper; first execution.log note"),
+    "agent->launch": ("agent", "command", "agent: folders, volumes, variables; its 'Starting' note"),
+    "launch->ran": ("command", "ran", "the command: bash + python start-up of the probe"),
+}
 
-def local_run(work: Path, jobs: int) -> tuple[list[float], dict[str, list[float]]]:
-    """N probe jobs one after the other on a 1-node local cluster; latencies and their phases."""
+
+def local_run(work: Path, jobs: int, warmup: int) -> list[dict]:
+    """Probe jobs one after the other on a 1-node local cluster; each job's points in time."""
     home, marks, out = work / "local-home", work / "local-marks", work / "local-out"
     for folder in (marks, out):
         folder.mkdir()
     env = environment(home)
-    os.environ.update({"BATCHAI_HOME": str(home)})
+    os.environ["BATCHAI_HOME"] = str(home)  # for this process's own reads of state.db and bundles
     os.environ.pop("BATCHAI_SHARED_DIR", None)
     make_workspace(env)
     batchai(env, "cluster", "create", *WS, "-n", "c", *CLUSTER, "-o", "none")
+    results = [local_job(env, work, f"local-{index:03d}", marks, out) for index in range(warmup + jobs)]
+    return results[warmup:]
+
+
+def local_job(env: dict, work: Path, name: str, marks: Path, out: Path) -> dict:
+    """One job, from `job create` to its runner's exit (so that jobs never overlap)."""
     from batchai_cli import ids
     from batchai_cli.procs import process_alive
     from batchai_cli.state import open_state
 
+    mark = marks / name
+    start, cli_end, body = submit_batchai(env, work, name, "c", mark, out)
+    try:
+        ran = read_mark(mark, time.monotonic() + TIMEOUT)
+    except TimeoutError:
+        batchai(env, "job", "terminate", *JOB, "-n", name, "-y", "-o", "none")
+        raise
+    db = open_state()
+    try:
+        runner = wait_ended(db, ids.parse(body["id"], expect="job").key)
+    finally:
+        db.close()
+    deadline = time.monotonic() + TIMEOUT
+    while runner.get("pid") and process_alive(runner["pid"], runner.get("start")) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the runner folds the job's end into state.db, then exits
     boot, ticks = tick_epoch()
-    latencies: list[float] = []
-    phases: dict[str, list[float]] = {name: [] for name in LOCAL_PHASES}
-    for index in range(jobs):
-        name = f"local-{index:03d}"
-        mark = marks / name
-        start, cli_end, body = submit_batchai(env, work, name, "c", mark, out)
-        rid = ids.parse(body["id"], expect="job")
-        try:
-            ran = read_mark(mark, time.monotonic() + TIMEOUT)
-        except TimeoutError:
-            batchai(env, "job", "terminate", *JOB, "-n", name, "-y", "-o", "none")
-            raise
-        latencies.append(ran - start)
-        db = open_state()
-        try:
-            runner = wait_ended(db, rid.key)
-        finally:
-            db.close()
-        if runner.get("pid"):  # the runner folds the end, then exits: wait for it, so jobs never overlap
-            deadline = time.monotonic() + TIMEOUT
-            while process_alive(runner["pid"], runner.get("start")) and time.monotonic() < deadline:
-                time.sleep(0.02)
-        points = {
-            "start": start,
-            "runner": boot + runner["start"] / ticks if runner.get("start") else None,
-            "started": bundle_started(home / "shared", body),
-            **agent_notes(out / body["jobOutputDirectoryPathSegment"] / "stdouterr"),
-            "ran": ran,
-        }
-        phases["cli"].append(cli_end - start)
-        for label, (first, last) in LOCAL_SPANS.items():
-            if points.get(first) is not None and points.get(last) is not None:
-                phases[label].append(points[last] - points[first])
-    return latencies, phases
-
-
-LOCAL_SPANS = {
-    "cli->runner": ("start", "runner"),
-    "runner->started": ("runner", "started"),
-    "started->agent": ("started", "agent"),
-    "agent->launch": ("agent", "command"),
-    "launch->ran": ("command", "ran"),
-}
-LOCAL_PHASES = ("cli", *LOCAL_SPANS)
-PHASE_TEXT = {
-    "cli": "the `batchai job create` process, start to exit",
-    "cli->runner": "CLI start-up, checks, state.db; forks the runner (/proc, 10 ms ticks)",
-    "runner->started": "runner start-up (python, imports), queue, launch.json; started report",
-    "started->agent": "agent start-up (python, imports), log shipper; first execution.log note",
-    "agent->launch": "agent: folders, volumes, variables; 'Starting' note",
-    "launch->ran": "the command: bash + python start-up of the probe",
-}
+    return {
+        "start": start,
+        "cli": cli_end,
+        "runner": boot + runner["start"] / ticks if runner.get("start") else None,
+        "started": bundle_started(Path(os.environ["BATCHAI_HOME"]) / "shared", body),
+        **agent_notes(out / body["jobOutputDirectoryPathSegment"] / "stdouterr"),
+        "ran": ran,
+    }
 
 
 def wait_ended(db, job_key: str) -> dict:
@@ -224,6 +210,15 @@ def environment(home: Path, **extra: str) -> dict:
     return env
 
 
+def bytecode_cache(work: Path) -> None:
+    """Let every process of the run (CLI, runner, agent; the Slurm nodes too, through sbatch's
+    --export=ALL) keep compiled bytecode, in a folder of the run's own: an installed batchai has
+    its .pyc files, but an editable install under PYTHONDONTWRITEBYTECODE compiles batchai_cli's
+    sources again in each of them."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+
+
 def make_workspace(env: dict) -> None:
     batchai(env, "workspace", "create", "-g", "bench", "-n", "ws", "-o", "none")
     batchai(env, "experiment", "create", *WS, "-n", "exp", "-o", "none")
@@ -233,95 +228,96 @@ def floors(work: Path, runs: int) -> dict[str, list[float]]:
     """What a job's chain of processes costs at the least: the probe alone, and the CLI's start-up."""
     marks = work / "floor-marks"
     marks.mkdir()
-    result: dict[str, list[float]] = {"probe": [], "help": []}
+    result: dict[str, list[float]] = {"probe alone (bash + python)": [], "batchai --help (CLI start-up)": []}
     for index in range(runs):
         mark = marks / str(index)
         start = time.time()
         subprocess.run(["bash", "-c", probe_command(mark)], check=True)
-        result["probe"].append(float(mark.read_text()) - start)
+        result["probe alone (bash + python)"].append(float(mark.read_text()) - start)
         start = time.time()
         subprocess.run([*cli(), "--help"], capture_output=True, check=True)
-        result["help"].append(time.time() - start)
+        result["batchai --help (CLI start-up)"].append(time.time() - start)
     return result
 
 
 # -- slurm ----------------------------------------------------------------------------------------------
 
+SLURM_SPANS = {
+    "cli": ("start", "cli", "the `batchai job create` process (sbatch inside), start to exit"),
+    "cli->started": ("cli", "started", "Slurm starts the batch script; runner start-up; started report"),
+    "started->agent": ("started", "agent", "the srun step; agent start-up; first execution.log note"),
+    "agent->launch": ("agent", "command", "agent: folders, volumes, variables; its 'Starting' note"),
+    "launch->ran": ("command", "ran", "the command: bash + python start-up of the probe"),
+}
+BARE_SPANS = {
+    "sbatch": ("start", "cli", "the bare `sbatch --wrap` process, start to exit"),
+    "sbatch->ran": ("cli", "ran", "Slurm starts the batch script; bash + python start-up of the probe"),
+}
 
-def slurm_run(work: Path, jobs: int) -> tuple[list[float], list[float], dict[str, list[float]]] | str:
-    """N batchai jobs on a Slurm partition, alternating with N bare sbatch jobs to it."""
+
+def slurm_run(work: Path, jobs: int, warmup: int) -> tuple[list[dict], list[dict]] | str:
+    """batchai jobs on a Slurm partition, alternating with bare sbatch jobs to it, one at a time;
+    each job's points in time (batchai's, bare sbatch's), or why it could not run."""
     if shutil.which("slurmctld", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
         return "Slurm is not installed (apt-get install -y slurm-wlm munge): skipped."
     from tests.fixtures.slurm import start_slurm, stop_slurm
 
     slurm = start_slurm(work / "slurm")
     try:
-        return slurm_jobs(work, slurm, jobs)
+        env = slurm_lab(work, slurm)
+        ours, bare = [], []
+        for index in range(warmup + jobs):
+            bare.append(bare_job(env, slurm, work / "slurm-marks" / f"bare-{index:03d}"))
+            ours.append(slurm_job(env, slurm, work, f"slurm-{index:03d}"))
+        return ours[warmup:], bare[warmup:]
     finally:
         stop_slurm(slurm)
 
 
-def slurm_jobs(work: Path, slurm, jobs: int) -> tuple[list[float], list[float], dict[str, list[float]]]:
-    home = slurm.hidden / "bench-home"  # the nodes cannot see it, as on a cluster of many machines
+def slurm_lab(work: Path, slurm) -> dict:
+    """A workspace with cluster "s" on the partition debug, in a $BATCHAI_HOME the nodes cannot
+    see (as on a cluster of many machines), with the shared folder apart; the CLI's environment."""
+    home = slurm.hidden / "bench-home"
     home.mkdir(mode=0o700)
-    shared, marks, out = work / "slurm-shared", work / "slurm-marks", work / "slurm-out"
+    shared = work / "slurm-shared"
     shared.mkdir(mode=0o700)
-    for folder in (marks, out):
-        folder.mkdir()
+    for folder in ("slurm-marks", "slurm-out"):
+        (work / folder).mkdir()
     env = environment(home, SLURM_CONF=str(slurm.conf), BATCHAI_SHARED_DIR=str(shared))
     os.environ.update({"BATCHAI_HOME": str(home), "BATCHAI_SHARED_DIR": str(shared)})
     make_workspace(env)
     cluster_file = work / "slurm-cluster.json"
     cluster_file.write_text(json.dumps({"properties": {"engine": {"type": "slurm", "partition": "debug"}}}))
     batchai(env, "cluster", "create", *WS, "-n", "s", *CLUSTER, "-f", str(cluster_file), "-o", "none")
-    ours: list[float] = []
-    bare: list[float] = []
-    phases: dict[str, list[float]] = {name: [] for name in SLURM_PHASES}
-    for index in range(jobs):
-        mark = marks / f"bare-{index:03d}"
-        start = time.time()
-        subprocess.run(
-            ["sbatch", "-p", "debug", "-o", "/dev/null", "--wrap", probe_command(mark)],
-            env=env,
-            capture_output=True,
-            check=True,
-        )
-        bare.append(read_mark(mark, time.monotonic() + TIMEOUT) - start)
-        wait_queue_empty(slurm)
-        name = f"slurm-{index:03d}"
-        mark = marks / name
-        start, cli_end, body = submit_batchai(env, work, name, "s", mark, out)
-        ran = read_mark(mark, time.monotonic() + TIMEOUT)
-        ours.append(ran - start)
-        wait_queue_empty(slurm)
-        points = {
-            "start": start,
-            "cli": cli_end,
-            "started": bundle_started(shared, body),
-            **agent_notes(out / body["jobOutputDirectoryPathSegment"] / "stdouterr"),
-            "ran": ran,
-        }
-        for label, (first, last) in SLURM_SPANS.items():
-            if points.get(first) is not None and points.get(last) is not None:
-                phases[label].append(points[last] - points[first])
-    return ours, bare, phases
+    return env
 
 
-SLURM_SPANS = {
-    "cli": ("start", "cli"),
-    "cli->started": ("cli", "started"),
-    "started->agent": ("started", "agent"),
-    "agent->launch": ("agent", "command"),
-    "launch->ran": ("command", "ran"),
-}
-SLURM_PHASES = tuple(SLURM_SPANS)
-SLURM_TEXT = {
-    "cli": "the `batchai job create` process (sbatch inside), start to exit",
-    "cli->started": "Slurm starts the batch script; runner start-up; started report",
-    "started->agent": "srun step; agent start-up; first execution.log note",
-    "agent->launch": "agent: folders, volumes, variables; 'Starting' note",
-    "launch->ran": "the command: bash + python start-up of the probe",
-}
+def bare_job(env: dict, slurm, mark: Path) -> dict:
+    """The engine's floor: the probe through a bare sbatch --wrap to the same partition."""
+    start = time.time()
+    subprocess.run(
+        ["sbatch", "-p", "debug", "-o", "/dev/null", "--wrap", probe_command(mark)],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    points = {"start": start, "cli": time.time(), "ran": read_mark(mark, time.monotonic() + TIMEOUT)}
+    wait_queue_empty(slurm)
+    return points
+
+
+def slurm_job(env: dict, slurm, work: Path, name: str) -> dict:
+    out = work / "slurm-out"
+    start, cli_end, body = submit_batchai(env, work, name, "s", work / "slurm-marks" / name, out)
+    ran = read_mark(work / "slurm-marks" / name, time.monotonic() + TIMEOUT)
+    wait_queue_empty(slurm)
+    return {
+        "start": start,
+        "cli": cli_end,
+        "started": bundle_started(Path(os.environ["BATCHAI_SHARED_DIR"]), body),
+        **agent_notes(out / body["jobOutputDirectoryPathSegment"] / "stdouterr"),
+        "ran": ran,
+    }
 
 
 def wait_queue_empty(slurm) -> None:
@@ -336,6 +332,10 @@ def wait_queue_empty(slurm) -> None:
 # -- the table ------------------------------------------------------------------------------------------
 
 
+def latencies(jobs: list[dict]) -> list[float]:
+    return [job["ran"] - job["start"] for job in jobs]
+
+
 def line(label: str, values: list[float]) -> str:
     if not values:
         return f"  {label:<34} (no samples)"
@@ -345,55 +345,74 @@ def line(label: str, values: list[float]) -> str:
     )
 
 
-def breakdown(phases: dict[str, list[float]], texts: dict[str, str]) -> None:
-    print("  where the time goes (median of each span):")
-    for label, values in phases.items():
+def breakdown(jobs: list[dict], spans: dict[str, tuple[str, str, str]]) -> None:
+    """The median of each span between two points of a job's life (those a job has both of)."""
+    for label, (first, last, text) in spans.items():
+        values = [job[last] - job[first] for job in jobs if job.get(first) is not None and job.get(last) is not None]
         shown = f"{statistics.median(values):6.3f} s" if values else "     -  "
-        print(f"    {label:<17} {shown}  {texts[label]}")
+        print(f"    {label:<17} {shown}  {text}")
 
 
-def report_local(latencies: list[float], phases: dict[str, list[float]], floor: dict[str, list[float]]) -> None:
-    print("local cluster (1 node), job create -> the job's command running")
-    print(line("batchai job create", latencies))
-    p50 = percentile(latencies, 0.5)
-    verdict = "met" if p50 < GOAL_LOCAL else f"missed by {p50 - GOAL_LOCAL:.3f} s (x{p50 / GOAL_LOCAL:.1f})"
+def report_local(jobs: list[dict], floor: dict[str, list[float]]) -> None:
+    print("local cluster (1 node): job create -> the job's command running")
+    values = latencies(jobs)
+    print(line("batchai job create", values))
+    p50 = percentile(values, 0.5)
+    verdict = "met" if p50 < GOAL_LOCAL else f"missed by {p50 - GOAL_LOCAL:.3f} s (x{p50 / GOAL_LOCAL:.1f} the goal)"
     print(f"  goal p50 < {GOAL_LOCAL} s: {verdict}")
-    breakdown(phases, PHASE_TEXT)
+    print("  where the time goes (median of each span):")
+    breakdown(jobs, LOCAL_SPANS)
     print("  floors, same run:")
-    print(line("probe alone (bash + python)", floor["probe"]))
-    print(line("batchai --help (CLI start-up)", floor["help"]))
+    for label, samples in floor.items():
+        print(line(label, samples))
 
 
-def report_slurm(ours: list[float], bare: list[float], phases: dict[str, list[float]]) -> None:
-    print("slurm partition (private cluster, 2 nodes), submit -> the job's command running")
-    print(line("batchai job create", ours))
-    print(line("bare sbatch --wrap", bare))
-    ratios = {q: percentile(ours, q) / percentile(bare, q) for q in (0.5, 0.99)}
-    print(
-        f"  batchai / bare sbatch: p50 x{ratios[0.5]:.2f}, p99 x{ratios[0.99]:.2f}"
-        f"   goal within x{GOAL_SLURM}: {'met' if max(ratios.values()) <= GOAL_SLURM else 'missed'}"
-    )
-    breakdown(phases, SLURM_TEXT)
+def report_slurm(ours: list[dict], bare: list[dict]) -> None:
+    print("slurm partition (a private 2-node cluster): submit -> the job's command running")
+    mine, floor = latencies(ours), latencies(bare)
+    print(line("batchai job create", mine))
+    print(line("bare sbatch --wrap", floor))
+    ratios = {q: percentile(mine, q) / percentile(floor, q) for q in (0.5, 0.99)}
+    verdict = "met" if max(ratios.values()) <= GOAL_SLURM else "missed"
+    shown = f"p50 x{ratios[0.5]:.2f}, p99 x{ratios[0.99]:.2f}"
+    print(f"  batchai / bare sbatch: {shown}   goal within x{GOAL_SLURM}: {verdict}")
+    print("  where the time goes (median of each span):")
+    breakdown(ours, SLURM_SPANS)
+    breakdown(bare, BARE_SPANS)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20, help="Jobs per engine (and bare sbatch jobs).")
+    parser.add_argument("--warmup", type=int, default=1, help="Jobs run first and not counted, on each side.")
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument("--skip-slurm", action="store_true")
+    parser.add_argument(
+        "--no-bytecode-cache",
+        dest="bytecode",
+        action="store_false",
+        help="Keep PYTHONDONTWRITEBYTECODE as it is (each process compiles batchai_cli again).",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="batchai-bench-submit-"))
-    saved = {name: os.environ.get(name) for name in ("BATCHAI_HOME", "BATCHAI_SHARED_DIR")}
+    names = ("BATCHAI_HOME", "BATCHAI_SHARED_DIR", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    saved = {name: os.environ.get(name) for name in names}
     try:
-        print(f"{args.jobs} jobs per engine, one at a time; latency = the command's time.time() - submit start.")
+        if args.bytecode:
+            bytecode_cache(work)
+        cache = "kept (a run's own cache)" if args.bytecode else "as the environment has it"
+        print(
+            f"{args.jobs} jobs per side after {args.warmup} not counted, one at a time; latency = the command's "
+            f"time.time() - the submitting command's start. Bytecode: {cache}."
+        )
         print()
         if not args.skip_local:
-            latencies, phases = local_run(work, args.jobs)
-            report_local(latencies, phases, floors(work, min(args.jobs, 10)))
+            jobs = local_run(work, args.jobs, args.warmup)
+            report_local(jobs, floors(work, min(args.jobs, 10)))
             print()
         if not args.skip_slurm:
-            result = slurm_run(work, args.jobs)
+            result = slurm_run(work, args.jobs, args.warmup)
             if isinstance(result, str):
                 print(f"slurm: {result}")
             else:

@@ -307,7 +307,8 @@ def run_queued(job_id: str) -> int:
         runner.run(nodes, names)
     finally:
         started.set()
-    _fold_and_wake(db, rid, db.get_run(rid.key)["cluster_key"] if db.get_run(rid.key) else None)
+    run = db.get_run(rid.key)
+    _fold_and_wake(db, rid, run["cluster_key"] if run else None)
     return 0
 
 

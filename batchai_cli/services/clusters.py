@@ -89,12 +89,12 @@ def create_cluster(
         raise _exists(rid) from None
     except state.MissingParent:
         raise not_found(rid.parent, session) from None
-    engine, cluster = _engine(session, rid)
+    engine, cluster = cluster_engine(session, rid)
     engine.created(cluster, session.state)
     return get_cluster(session, rid)
 
 
-def _engine(session: Session, rid: ResourceId):
+def cluster_engine(session: Session, rid: ResourceId):
     """(engine, Cluster) of an existing cluster."""
     body = session.state.get(rid)
     if body is None:
@@ -170,7 +170,7 @@ def _rescale(session: Session, rid: ResourceId, scale: dict) -> dict:
         session.state.update(rid, change)
     except state.MissingResource:
         raise not_found(rid, session) from None
-    engine, cluster = _engine(session, rid)
+    engine, cluster = cluster_engine(session, rid)
     engine.rescaled(cluster, session.state)
     engine.wake(session.state, rid.key)  # queued jobs may fit now
     return get_cluster(session, rid)
@@ -209,7 +209,7 @@ def delete_cluster(session: Session, rid: ResourceId) -> None:
     from batchai_cli.services.jobs import terminate_jobs_on_cluster
 
     terminate_jobs_on_cluster(session, rid, reason="ClusterDeleted")
-    engine, cluster = _engine(session, rid)
+    engine, cluster = cluster_engine(session, rid)
     engine.deleting(cluster, session.state)
     try:
         session.state.delete(rid)
@@ -223,5 +223,5 @@ def list_remote_login_information(session: Session, rid: ResourceId) -> list[dic
     """The nodes of a cluster: az's remote login list (nodeId, ipAddress, port). Local nodes are
     this machine, reached over SSH on its usual port; a slurm cluster's are its partition's."""
     view = get_cluster(session, rid)
-    engine, cluster = _engine(session, rid)
+    engine, cluster = cluster_engine(session, rid)
     return engine.nodes(cluster, view["currentNodeCount"])

@@ -320,11 +320,10 @@ def _engine_of(session: Session, cluster_key: str):
 
 
 def cluster_engine(session: Session, cluster_rid: ResourceId):
-    """(engine, Cluster) of a cluster that exists."""
-    body = session.state.get(cluster_rid)
-    if body is None:
-        raise not_found(cluster_rid, session)
-    return engines.for_cluster(body), Cluster(cluster_rid, body, session.state.get_private(cluster_rid))
+    """(engine, Cluster) of a cluster that exists (services.clusters has the one lookup)."""
+    from batchai_cli.services.clusters import cluster_engine as lookup
+
+    return lookup(session, cluster_rid)
 
 
 def reconcile_cluster(session: Session, cluster_rid: ResourceId) -> list[dict]:

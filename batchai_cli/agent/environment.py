@@ -14,6 +14,7 @@ A pure function, so what the job sees is stated and tested in one place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 # Every variable batchai (storage/credentials.py) or azure-identity reads a secret from.
@@ -41,3 +42,29 @@ def inherited(environ: Mapping[str, str]) -> dict[str, str]:
         and name not in INTERNAL_VARIABLES
         and not name.startswith("AZ_BATCHAI_")
     }
+
+
+# -- a node's environment, for what runs there beside the job --------------------------------------
+#
+# The agent records, in the job's bundle, the variables it set for the job on its node and the
+# folder the job runs in (env-<task>.json). `job node exec` and the ranks Open MPI starts on the
+# node (agent/shell.py) run in that environment: the inherited part is their own, as for the job.
+
+
+def record_name(task_index: int) -> str:
+    return f"env-{task_index}.json"
+
+
+def recorded(env: Mapping[str, str], environ: Mapping[str, str], keep: set[str]) -> dict[str, str]:
+    """Of a job's environment `env`, what the agent set: every AZ_BATCHAI_* variable, the job's own
+    variables and secrets (`keep`), and whatever differs from the agent's own `environ`."""
+    return {
+        name: value
+        for name, value in env.items()
+        if name.startswith("AZ_BATCHAI_") or name in keep or environ.get(name) != value
+    }
+
+
+def node_variables(node_root: str) -> dict[str, str]:
+    """What a command run on an idle node of a cluster (`cluster node exec`) sees of batchai's."""
+    return {"AZ_BATCHAI_MOUNT_ROOT": os.path.join(node_root, "mounts")}

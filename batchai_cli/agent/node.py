@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from batchai_cli import bundle as bundles
 from batchai_cli import ids, private
-from batchai_cli.agent import environment, layout, toolkits
+from batchai_cli.agent import environment, layout, shell, toolkits
 from batchai_cli.agent.logs import LogShipper, Stream
 from batchai_cli.agent.volumes import Placed, clean_node, place, release, upload_changes, volume_mode
 from batchai_cli.models import batchai_error
@@ -224,17 +224,31 @@ class NodeRun:
                     f"Secret {secret['name']} refers to a Key Vault secret, which batchai cannot read; "
                     "it is left unset."
                 )
+        # Each node's MPI ranks start in that node's environment of the job (agent/shell.py). Under
+        # Slurm, mpirun accepts only the allocation's node names and starts its daemons with srun,
+        # through batchai's launch agent. The nodes of a local cluster are this machine: mpirun
+        # reaches each through batchai's rsh shim. (A container has neither shim nor batchai.)
+        hosts = self.options.get("node_names")
+        if self.multi and not self.options.get("container"):
+            if hosts is None:
+                hosts = [shell.mpi_host(node) for node in self.options["node_ids"]]
+                env["OMPI_MCA_plm_rsh_agent"] = shell.write_rsh_shim(self.bundle)
+            else:
+                env["OMPI_MCA_orte_launch_agent"] = shell.write_launch_agent(self.bundle)
         if self.task_index == 0:
             with open(env["AZ_BATCHAI_MPI_HOST_FILE"], "w") as handle:
-                # Under Slurm, mpirun accepts only the allocation's node names.
-                hosts = self.options.get("node_names") or ["localhost"] * self.node_count
-                handle.write(toolkits.host_file(hosts, _slots(self.properties)))
+                slots = _slots(self.properties, self.node_count)
+                handle.write(toolkits.host_file(hosts or ["localhost"] * self.node_count, slots))
         self.env = env
         self.linked_folders = [os.path.realpath(item.path) for item in placed if item.volume.kind == "localFolder"]
         self.user_variables = {
             v["name"]
             for v in (self.properties.get("environmentVariables") or []) + (self.properties.get("secrets") or [])
         }
+        self.bundle.write(
+            environment.record_name(self.task_index),
+            {"cwd": self.job_dir, "variables": environment.recorded(env, os.environ, self.user_variables)},
+        )
         if self.options.get("container"):
             self._pull_image()
         return env, placed
@@ -462,9 +476,12 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _slots(properties: dict) -> int:
+def _slots(properties: dict, node_count: int) -> int:
+    """Each node's slots in the MPI host file: the job's processes spread evenly over its nodes
+    (processCount is the job's total; Batch AI's default is one per node)."""
     settings = properties.get(toolkits.toolkit_of(properties)) or {}
-    return max(1, int(settings.get("processCount") or 1))
+    processes = int(settings.get("processCount") or node_count)
+    return max(1, -(-processes // node_count))
 
 
 def _gpu_count() -> int:

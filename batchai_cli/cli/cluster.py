@@ -6,6 +6,7 @@ import click
 
 from batchai_cli.cli import tables
 from batchai_cli.cli.job_file import cluster_file as _cluster_file
+from batchai_cli.cli.node_exec import exec_options, run_on_node
 from batchai_cli.cli.options import (
     defaulted_option,
     group,
@@ -281,6 +282,39 @@ def node_list(app, resource_group, workspace, cluster_name):
     """
     (rid,) = _targets(app, (), resource_group, workspace, cluster_name)
     return clusters.list_remote_login_information(app.session, rid)
+
+
+@node.command("exec")
+@resource_group_option()
+@workspace_option()
+@defaulted_option(
+    "-c",
+    "--cluster",
+    dest="cluster_name",
+    default_name="cluster",
+    required=True,
+    kind="cluster",
+    help="Name of cluster.",
+)
+@exec_options
+@pass_app
+def node_exec(app, resource_group, workspace, cluster_name, command, node_id, forwards, _password, _ssh_key):
+    """Run a command on a node of a cluster, or forward ports of it to this machine.
+
+    The command runs with bash in the node's folder, with $AZ_BATCHAI_MOUNT_ROOT set; its output
+    and exit code are the command's own. A forwarded port listens on 127.0.0.1 only.
+
+    \b
+    Examples:
+      Run nvidia-smi on a node.
+        batchai cluster node exec -g MyResourceGroup -w MyWorkspace -c MyCluster -n tvm-xxx --exec "nvidia-smi"
+      Forward a node's port 9000 to a free local port, while a command runs on the node.
+        batchai cluster node exec -g MyResourceGroup -w MyWorkspace -c MyCluster -L 0:localhost:9000 --exec "sleep 60"
+    """
+    from batchai_cli.services.nodeexec import cluster_target
+
+    (rid,) = _targets(app, (), resource_group, workspace, cluster_name)
+    return run_on_node(cluster_target(app.session, rid, node_id), command, forwards)
 
 
 cluster.add_command(_cluster_file)

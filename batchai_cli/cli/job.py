@@ -8,6 +8,7 @@ from batchai_cli.cli import tables
 from batchai_cli.cli.cluster import file_server_id, mount_options
 from batchai_cli.cli.job_file import file as _file
 from batchai_cli.cli.job_reports import report_wait
+from batchai_cli.cli.node_exec import exec_options, run_on_node
 from batchai_cli.cli.options import (
     Outcome,
     defaulted_option,
@@ -270,3 +271,31 @@ def node_list(app, resource_group, workspace, experiment, job_name):
     """
     (rid,) = _targets(app, (), resource_group, workspace, experiment, job_name)
     return jobs.list_remote_login_information(app.session, rid)
+
+
+@node.command("exec")
+@resource_group_option()
+@workspace_option()
+@experiment_option()
+@click.option("-j", "--job", "job_name", required=True, help="Name of job.")
+@exec_options
+@pass_app
+def node_exec(app, resource_group, workspace, experiment, job_name, command, node_id, forwards, _password, _ssh_key):
+    """Run a command on a node of a running job, or forward ports of it to this machine.
+
+    The command runs with bash in the job's environment on that node: its folder, its
+    AZ_BATCHAI_* variables, its environment variables and secrets (on Slurm, as a step of the
+    job's allocation). Its output and exit code are the command's own. A forwarded port listens
+    on 127.0.0.1 only.
+
+    \b
+    Examples:
+      List what the job has written so far in its folder on its first node.
+        batchai job node exec -g MyResourceGroup -w MyWorkspace -e MyExperiment -j MyJob --exec ls
+      Open the job's TensorBoard (port 6006 on its node) at a free local port.
+        batchai job node exec -g MyResourceGroup -w MyWorkspace -e MyExperiment -j MyJob -L 0:localhost:6006
+    """
+    from batchai_cli.services.nodeexec import job_target
+
+    (rid,) = _targets(app, (), resource_group, workspace, experiment, job_name)
+    return run_on_node(job_target(app.session, rid, node_id), command, forwards)

@@ -108,9 +108,13 @@ class Engine(ABC):
     def after_lost(self, run: dict, body: dict) -> None:  # noqa: B027
         """A lost job's end was recorded: stop what may be left of its processes."""
 
+    # True when the nodes are this machine: a port a node listens on is reached from here directly.
+    nodes_are_here: bool = False
+
     @abstractmethod
-    def node_command(self, handle: dict | None, node: str, argv: list[str]) -> list[str]:
-        """The command line that runs argv on `node` (in the job's allocation, given its handle)."""
+    def node_command(self, cluster: Cluster, handle: dict | None, node: str, argv: list[str]) -> list[str]:
+        """The command line that runs argv on `node` from here: inside a running job's allocation
+        given the job's handle, else on the cluster's idle node. stdin and stdout are argv's."""
 
     def wake(self, db, cluster_key: str) -> None:  # noqa: B027
         """Nodes may have been freed on the cluster: let queued jobs look again."""

@@ -164,7 +164,9 @@ class LocalEngine(Engine):
 
         kill_job_processes(body)
 
-    def node_command(self, handle: dict | None, node: str, argv: list[str]) -> list[str]:
+    nodes_are_here = True
+
+    def node_command(self, cluster: Cluster, handle: dict | None, node: str, argv: list[str]) -> list[str]:
         return list(argv)
 
     def wake(self, db, cluster_key: str) -> None:

@@ -347,23 +347,11 @@ class AgentStep:
         """Ship what task's dead agent left in its node's spool, on that node, inside the job's
         allocation (the runner still holds it)."""
         node = self.node_names[task]
-        argv = [
-            "srun",
-            "--overlap",
-            f"--jobid={self.slurm_job}",
-            "-w",
+        argv = in_allocation(
+            self.slurm_job,
             node,
-            "-N1",
-            "-n1",
-            sys.executable,
-            "-m",
-            "batchai_cli.agent",
-            "recover",
-            self.job_id,
-            str(task),
-            node,
-            self.bundle_path,
-        ]
+            [sys.executable, "-m", "batchai_cli.agent", "recover", self.job_id, str(task), node, self.bundle_path],
+        )
         try:
             run(argv, what=f"recover the logs of task {task} on node {node}")
         except EngineError as exc:
@@ -391,6 +379,11 @@ def node_addresses(names: list[str] | None = None) -> dict[str, str]:
         if "NodeName" in fields:
             addresses[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
     return addresses
+
+
+def in_allocation(slurm_job: str, node: str, argv: list[str]) -> list[str]:
+    """argv as one more step of a running Slurm job, on one of its nodes, beside the job's own steps."""
+    return ["srun", "--quiet", "--overlap", f"--jobid={slurm_job}", "-w", node, "-N1", "-n1", *argv]
 
 
 # -- partitions ---------------------------------------------------------------------------------
@@ -594,10 +587,12 @@ class SlurmEngine(Engine):
     def after_lost(self, run: dict, body: dict) -> None:
         return None  # Slurm stops a job's processes on its nodes itself
 
-    def node_command(self, handle: dict | None, node: str, argv: list[str]) -> list[str]:
+    def node_command(self, cluster, handle: dict | None, node: str, argv: list[str]) -> list[str]:
         if handle and handle.get("slurm_job_id"):
-            return ["srun", "--overlap", f"--jobid={handle['slurm_job_id']}", "-w", node, "-N1", "-n1", *argv]
-        return ["srun", "-w", node, "-N1", "-n1", *argv]
+            return in_allocation(handle["slurm_job_id"], node, argv)
+        engine = cluster.engine_settings
+        where = [f"--{key}={engine[key]}" for key in ("partition", "account") if engine.get(key)]
+        return ["srun", "--quiet", *where, "--job-name=batchai-exec", "-w", node, "-N1", "-n1", *argv]
 
     def wake(self, db, cluster_key: str) -> None:
         return None

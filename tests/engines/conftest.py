@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import pytest
 
+from batchai_cli.agent.shell import mpi_host
 from tests.jobs.conftest import Lab, custom, lab, pid_alive, until  # noqa: F401 - the lab fixture, shared
 
 ENGINES = ("local", pytest.param("slurm", marks=pytest.mark.integration))
@@ -67,12 +68,13 @@ class EngineLab(Lab):
         under Slurm, the one Slurm job all its tasks share."""
         return f" in Slurm job {self.slurm_job_id(job)}" if self.engine == "slurm" else ""
 
-    def mpi_host_file(self, slots: int) -> str:
-        """The MPI host file of a two-node job whose processCount is `slots`: under Slurm each node by
-        its name; on a local cluster every node is this host, so one line for all."""
-        if self.engine == "slurm":
-            return "".join(f"{name} slots={slots}\n" for name in self.slurm.nodes)
-        return f"localhost slots={NODES * slots}\n"
+    def mpi_host_file(self, processes: int) -> str:
+        """The MPI host file of a two-node job of `processes` processes (its processCount), spread
+        evenly over the nodes: under Slurm each node by its name; on a local cluster each node by its
+        id made a host name, which mpirun reaches through batchai's rsh shim (agent/shell.py)."""
+        names = self.slurm.nodes if self.engine == "slurm" else [mpi_host(node) for node in self.node_names()]
+        slots = -(-processes // NODES)
+        return "".join(f"{name} slots={slots}\n" for name in sorted(names))
 
     def too_large_error(self, node_count: int) -> str:
         """job create's whole stderr for a job of `node_count` nodes, more than the cluster has."""

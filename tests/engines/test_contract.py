@@ -157,6 +157,28 @@ def test_terminate_stops_every_process_of_a_running_job(engine_lab):
     until(lambda: node_state_counts(lab) == idle_counts(NODES), what="both nodes idle again")
 
 
+def test_terminate_stops_every_rank_of_an_mpi_job(engine_lab):
+    lab = engine_lab
+    marks = lab.scratch / "ranks"
+    marks.mkdir()
+    rank = "echo $$ > $MARKS/rank-$OMPI_COMM_WORLD_RANK; exec sleep 300"
+    job = {
+        "nodeCount": NODES,
+        "stdOutErrPathPrefix": str(lab.out),
+        "environmentVariables": [{"name": "MARKS", "value": str(marks)}],
+        "customMpiSettings": {"processCount": 2, "commandLine": f"bash -c '{rank}'"},
+    }
+    assert lab.submit("ranks", job).code == 0
+    shown = wait_state(lab, "ranks", ("running",), timeout=WAIT)
+    until(lambda: len([p for p in marks.iterdir() if p.read_text().strip()]) == 2, 60, "both ranks' pids")
+    pids = [int(p.read_text()) for p in marks.iterdir()]
+    assert all(pid_alive(pid) for pid in pids)
+    assert terminate(lab, "ranks").code == 0
+    until(lambda: not any(pid_alive(pid) for pid in pids), 30, "every rank to be stopped")
+    until(lambda: not job_processes(shown["id"]), what="the job's last process to end")
+    until(lambda: node_state_counts(lab) == idle_counts(NODES), what="both nodes idle again")
+
+
 def test_terminate_ends_a_queued_job_without_starting_it(engine_lab):
     lab = engine_lab
     gate, started = lab.scratch / "gate", lab.scratch / "started"
@@ -214,7 +236,9 @@ def test_a_killed_runner_fails_the_job_on_the_next_look(engine_lab):
     sleeper = int(marker.read_text())
     runner = lab.runner_pid(shown)
     os.kill(runner, signal.SIGKILL)
-    until(lambda: not lab.held(shown), what="the engine to lose the job's runner")
+    # Dead by /proc's state (a dying process's cmdline goes empty before its state does), and lost
+    # to the engine.
+    until(lambda: not pid_alive(runner) and not lab.held(shown), what="the engine to lose the job's runner")
     after = lab.show("orphan")
     assert after["executionState"] == "failed"
     assert after["executionInfo"]["errors"][-1] == lab.runner_died_error(after, runner)
@@ -295,7 +319,7 @@ def test_a_two_node_job_has_a_task_on_each_node_and_the_host_lists(engine_lab):
     assert len(init_methods) == 1
     assert init_methods.pop().rsplit(":", 1)[0] == f"tcp://{lab.address(on[0])}"
     assert [record["AZ_BATCHAI_PYTORCH_BACKEND"] for record in records] == ["gloo", "gloo"]
-    assert {record["hostfile"] for record in records} == {lab.mpi_host_file(slots=1)}
+    assert {sorted_lines(record["hostfile"]) for record in records} == {lab.mpi_host_file(processes=NODES)}
     until(lambda: node_state_counts(lab) == idle_counts(NODES), what="both nodes idle again")
     assert lab.batchai(*job_nodes).json() == []
 
@@ -308,7 +332,9 @@ def test_an_mpi_job_starts_every_rank(engine_lab):
     rank_script = (
         "import json, os; e = os.environ; "
         "open(os.path.join(e['MARKS'], 'rank-' + e['OMPI_COMM_WORLD_RANK']), 'w').write(json.dumps("
-        "{'size': e['OMPI_COMM_WORLD_SIZE'], 'hostfile': open(e['AZ_BATCHAI_MPI_HOST_FILE']).read()}))"
+        "{'size': e['OMPI_COMM_WORLD_SIZE'], 'hostfile': open(e['AZ_BATCHAI_MPI_HOST_FILE']).read(), "
+        "'task': e['AZ_BATCHAI_TASK_INDEX'], 'AZ_BATCHAI_JOB_TEMP': e['AZ_BATCHAI_JOB_TEMP'], "
+        "'SLURMD_NODENAME': e.get('SLURMD_NODENAME')}))"
     )
     job = {
         "nodeCount": NODES,
@@ -324,4 +350,14 @@ def test_an_mpi_job_starts_every_rank(engine_lab):
     ranks = {p.name: json.loads(p.read_text()) for p in marks.iterdir()}
     assert sorted(ranks) == ["rank-0", "rank-1"]
     assert [rank["size"] for rank in ranks.values()] == ["2", "2"]
-    assert all(rank["hostfile"] == lab.mpi_host_file(slots=2) for rank in ranks.values())
+    assert all(sorted_lines(rank["hostfile"]) == lab.mpi_host_file(processes=2) for rank in ranks.values())
+    # Each rank runs on its own node, in that node's environment of the job: its task index, its
+    # node's folders (on a local cluster too, where every node is this machine).
+    on = [lab.node_of(ranks[f"rank-{rank}"]["AZ_BATCHAI_JOB_TEMP"]) for rank in range(2)]
+    assert sorted(on) == sorted(lab.node_names())
+    assert [lab.ran_on(ranks[f"rank-{rank}"]) for rank in range(2)] == on
+    assert [ranks[f"rank-{rank}"]["task"] for rank in range(2)] == ["0", "1"]
+
+
+def sorted_lines(text: str) -> str:
+    return "".join(sorted(text.splitlines(keepends=True)))

@@ -50,7 +50,14 @@ def list_experiments(session: Session, workspace: ResourceId) -> list[dict]:
 
 
 def delete_experiment(session: Session, rid: ResourceId) -> None:
-    """Delete an experiment and its jobs, as Batch AI did."""
+    """Delete an experiment and its jobs, as Batch AI did; running and queued ones are terminated
+    first, as `job delete` does."""
+    from batchai_cli.services.jobs import terminate_job
+
+    if session.state.get(rid) is None:
+        raise not_found(rid, session)
+    for body in session.state.list("job", parent=rid):
+        terminate_job(session, ids.parse(body["id"]))
     try:
         session.state.delete(rid, recursive=True)
     except state.MissingResource:

@@ -88,7 +88,19 @@ def list_workspaces(session: Session, *, resource_group: str | None = None) -> l
 
 def delete_workspace(session: Session, rid: ResourceId, *, force: bool = False) -> None:
     """Delete a workspace. One that still holds experiments, clusters or file servers is kept
-    (they are named in the error) unless `force`, which deletes it with everything in it."""
+    (they are named in the error) unless `force`, which deletes it with everything in it: its
+    clusters as `cluster delete` does (their jobs terminated, setup tasks stopped, mounts released)
+    and its experiments' jobs terminated first."""
+    if force:
+        from batchai_cli.services.clusters import delete_cluster
+        from batchai_cli.services.experiments import delete_experiment
+
+        if session.state.get(rid) is None:
+            raise not_found(rid, session)
+        for body in session.state.list("cluster", parent=rid):
+            delete_cluster(session, ids.parse(body["id"]))
+        for body in session.state.list("experiment", parent=rid):
+            delete_experiment(session, ids.parse(body["id"]))
     try:
         session.state.delete(rid, recursive=force)
     except state.MissingResource:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.jobs.conftest import custom, pid_alive, wait_for_text, wait_state
+from tests.jobs.conftest import custom, pid_alive, until, wait_for_text, wait_state
 
 
 def test_every_batchai_variable_has_its_value(lab, tmp_path):
@@ -260,3 +260,25 @@ def test_cluster_delete_ends_its_jobs_with_cluster_deleted(lab, tmp_path):
         shown = wait_state(lab, name, ("failed",))
         last = shown["executionInfo"]["errors"][-1]
         assert (last["code"], last["message"]) == ("ClusterDeleted", message), shown["executionInfo"]
+
+
+@pytest.mark.parametrize(
+    "delete",
+    [
+        ("experiment", "delete", "-g", "rg", "-w", "ws", "-n", "exp", "-y"),
+        ("workspace", "delete", "-g", "rg", "-n", "ws", "-y", "--force"),
+    ],
+    ids=["experiment", "workspace --force"],
+)
+def test_deleting_what_holds_a_running_job_stops_the_job(lab, tmp_path, delete):
+    """A job deleted with its experiment or workspace is terminated first, as `job delete` does:
+    nothing of it keeps running with no job left to show it."""
+    out, marker = tmp_path / "out", tmp_path / "pid"
+    lab.submit("running", custom(f"sleep 300 & echo $! > {marker}; wait", out))
+    wait_state(lab, "running", ("running",))
+    until(lambda: marker.exists() and marker.read_text().strip(), what="the job's pid")
+    sleeper = int(marker.read_text())
+    result = lab.batchai(*delete)
+    assert result.code == 0, result.err
+    until(lambda: not pid_alive(sleeper), 30, "the job's command to be stopped")
+    assert lab.batchai("job", "show", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "running").code == 3

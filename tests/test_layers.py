@@ -115,3 +115,44 @@ def test_the_node_side_never_imports_the_state_store(module):
             continue  # the local engine's queue runs on the CLI's machine, never on a Slurm node
         todo += [target for _line, target in _imports(MODULES[current])]
     assert "batchai_cli.state" not in seen
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """The batchai_cli modules a file imports when it is loaded (module level; an import inside a
+    function runs later, when called)."""
+    found = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            submodules = {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in MODULES}
+            found |= submodules or {node.module}
+    return {name for name in found if name in MODULES}
+
+
+def _import_cycles(modules: dict[str, Path]) -> list[list[str]]:
+    graph = {module: sorted(_top_level_imports(path)) for module, path in modules.items()}
+    cycles, done, path = [], set(), []
+
+    def visit(module: str) -> None:
+        if module in path:
+            cycles.append([*path[path.index(module) :], module])
+            return
+        if module in done:
+            return
+        path.append(module)
+        for target in graph.get(module, []):
+            if not module.startswith(target + "."):  # a module may load its own package first
+                visit(target)
+        path.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+    return cycles
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    """A circle works only in one import order (cli/cluster, cli/job and cli/job_file once needed a
+    `# noqa: E402` for it); none is left."""
+    assert _import_cycles(MODULES) == []

@@ -27,7 +27,10 @@ LAZY_GROUPS: dict[str, tuple[str, str]] = {
     ),
     "experiment": ("batchai_cli.cli.experiment:experiment", "Commands to manage experiments."),
     "file-server": ("batchai_cli.cli.file_server:file_server", "Commands to manage file servers."),
-    "storage": ("batchai_cli.cli.storage:storage", "Upload and download datasets in Azure Blob and Azure Files."),
+    "storage": (
+        "batchai_cli.cli.storage_browse:storage",
+        "Upload and download datasets in Azure Blob and Azure Files.",
+    ),
     "workspace": ("batchai_cli.cli.workspace:workspace", "Commands to manage workspaces."),
     "validate": ("batchai_cli.cli.validate:validate", "Check job, cluster and file-server files."),
     "portal": (

@@ -472,8 +472,3 @@ def _size(nbytes: int) -> str:
             return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{nbytes} bytes"
-
-
-# list, show, download, delete, generate-sas and url of blobs and files live in their own module;
-# it needs the groups above.
-from batchai_cli.cli import storage_browse as _storage_browse  # noqa: E402, F401

@@ -1,5 +1,7 @@
 """`batchai storage blob|file list, show, download, delete, generate-sas, url`: storage looked at
-outside a job, with az's option names and JSON (services/browse.py)."""
+outside a job, with az's option names and JSON (services/browse.py). They join the groups of
+cli/storage.py (upload-batch, download-batch, container and share create); the root group loads
+`storage` from here, so that the whole group is one import with no circle."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 import click
 
 from batchai_cli.cli.options import pass_app
-from batchai_cli.cli.storage import _open, blob, file, storage_account_options
+from batchai_cli.cli.storage import _open, blob, file, storage, storage_account_options
+
+__all__ = ["storage"]  # the whole group, with the commands below
 
 
 class _NumResults(click.ParamType):

@@ -69,11 +69,7 @@ class Bundle:
 
     def write(self, name: str, data: dict) -> None:
         """Write `name` whole, atomically (a temporary file renamed over it), owner-only."""
-        path = self.file(name)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with os.fdopen(private.open_file(tmp, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, path)
+        private.write_whole(self.file(name), json.dumps(data))
 
     def read(self, name: str) -> dict | None:
         """`name`'s content, or None when it is not there (or not readable: a report being replaced

@@ -9,6 +9,7 @@ in which another local user can open them.
         sqlite3.connect(path)        # state.db (and SQLite gives -wal/-shm the database's mode)
     private.makedirs(folder)         # every folder it creates is 0700
     fd = private.open_file(path)     # O_CREAT with mode 0600
+    private.write_whole(path, text)  # written whole, atomically (a reader sees the old or the new)
 
 Processes that work on job bundles (the runner, the agents) call `enter()` first: their umask
 becomes 077 and the user's own umask is kept in BATCHAI_JOB_UMASK for the job's processes
@@ -49,6 +50,16 @@ def makedirs(path: str) -> None:
 def open_file(path: str, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND) -> int:
     """os.open with O_CREAT and mode 0600 (an existing file keeps its mode). Returns the descriptor."""
     return os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+
+
+def write_whole(path: str, text: str, mode: int = FILE_MODE) -> None:
+    """Write `path` whole, atomically: a temporary file of this process (owner-only, or `mode`)
+    renamed over it, so a reader, on this node or another, never sees it half-written."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
 
 
 def enter() -> None:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
+from batchai_cli import private
 from batchai_cli.agent import rclone
 from batchai_cli.storage.paths import FileServerSource, Volume, volume_credentials
 
@@ -199,10 +200,7 @@ class Mount:
     url: str = ""
 
     def save(self) -> None:
-        tmp = os.path.join(self.state_dir, "mount.json.tmp")
-        with open(tmp, "w") as handle:
-            json.dump(asdict(self), handle)
-        os.replace(tmp, os.path.join(self.state_dir, "mount.json"))
+        private.write_whole(os.path.join(self.state_dir, "mount.json"), json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, state_dir: str) -> Mount | None:

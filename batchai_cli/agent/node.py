@@ -436,11 +436,9 @@ class NodeRun:
                 # execution.log is closed now; the job's errors are where this one can still be seen.
                 self.errors.append(batchai_error("LogShippingFailed", problem))
         result = {"exitCode": exit_code, "errors": self.errors, "essential": essential, "terminated": self.terminated}
-        tmp = self.bundle.result_path(self.task_index) + ".tmp"
-        os.makedirs(os.path.dirname(tmp), exist_ok=True)
-        with open(tmp, "w") as handle:
-            json.dump(result, handle)
-        os.replace(tmp, self.bundle.result_path(self.task_index))
+        path = self.bundle.result_path(self.task_index)
+        private.makedirs(os.path.dirname(path))
+        private.write_whole(path, json.dumps(result))
         return 0 if exit_code == 0 and not self.errors else 1
 
 

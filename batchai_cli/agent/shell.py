@@ -33,6 +33,7 @@ import threading
 import time
 
 from batchai_cli import bundle as bundles
+from batchai_cli import private
 from batchai_cli.agent import environment, layout
 
 # How long `rsh` waits for a node's agent to record its environment (it may still be mounting).
@@ -58,14 +59,8 @@ def write_launch_agent(bundle: bundles.Bundle) -> str:
 
 def _write_shim(bundle: bundles.Bundle, name: str, verb: str) -> str:
     path = bundle.file(name)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(
-            "#!/bin/sh\n"
-            f'exec {shlex.quote(sys.executable)} -m batchai_cli.agent {verb} {shlex.quote(bundle.path)} "$@"\n'
-        )
-    os.chmod(tmp, 0o700)
-    os.replace(tmp, path)
+    command = f"exec {shlex.quote(sys.executable)} -m batchai_cli.agent {verb} {shlex.quote(bundle.path)}"
+    private.write_whole(path, f'#!/bin/sh\n{command} "$@"\n', mode=0o700)
     return path
 
 

@@ -156,11 +156,7 @@ def _write_record(rid: ResourceId, record: dict) -> None:
 
     folder = file_server_dir(str(rid))
     private.makedirs(record["folder"] or folder)
-    path = os.path.join(folder, FILE_SERVER_RECORD)
-    fd = private.open_file(path + ".tmp", os.O_WRONLY | os.O_TRUNC)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(record, handle)
-    os.replace(path + ".tmp", path)
+    private.write_whole(os.path.join(folder, FILE_SERVER_RECORD), json.dumps(record))
 
 
 def _remove_record(rid: ResourceId) -> None:

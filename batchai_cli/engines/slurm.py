@@ -381,6 +381,9 @@ def node_addresses(names: list[str] | None = None) -> dict[str, str]:
     return addresses
 
 
+NODE_EXEC_WAIT = 30  # seconds `cluster node exec` waits for a busy node
+
+
 def in_allocation(slurm_job: str, node: str, argv: list[str]) -> list[str]:
     """argv as one more step of a running Slurm job, on one of its nodes, beside the job's own steps."""
     return ["srun", "--quiet", "--overlap", f"--jobid={slurm_job}", "-w", node, "-N1", "-n1", *argv]
@@ -592,7 +595,9 @@ class SlurmEngine(Engine):
             return in_allocation(handle["slurm_job_id"], node, argv)
         engine = cluster.engine_settings
         where = [f"--{key}={engine[key]}" for key in ("partition", "account") if engine.get(key)]
-        return ["srun", "--quiet", *where, "--job-name=batchai-exec", "-w", node, "-N1", "-n1", *argv]
+        # A node that another Slurm job holds: fail after a while, rather than wait for it unseen.
+        wait = f"--immediate={NODE_EXEC_WAIT}"
+        return ["srun", "--quiet", *where, wait, "--job-name=batchai-exec", "-w", node, "-N1", "-n1", *argv]
 
     def wake(self, db, cluster_key: str) -> None:
         return None

@@ -91,7 +91,23 @@ def cluster_target(session: Session, rid: ResourceId, node_id: str | None) -> Ta
     node = _pick(nodes, node_id, f'No nodes available in the cluster "{rid.name}": resize it first.')
     engine, cluster = cluster_engine(session, rid)
     agent = [sys.executable, "-m", "batchai_cli.agent", "exec-node", node]
-    return Target(engine, cluster, None, node, agent)
+    return Target(engine, cluster, _holder(session, rid, engine, cluster, node), node, agent)
+
+
+def _holder(session: Session, rid: ResourceId, engine: Engine, cluster: Cluster, node: str) -> dict | None:
+    """The handle of a job that runs on `node` now: a command there joins that job's allocation
+    (a Slurm node a job holds whole takes no other job until it ends)."""
+    if engine.nodes_are_here:
+        return None
+    for run in jobs.reconcile_cluster(session, rid):
+        job_id = session.state.get_key_id(run["job_key"]) if run["nodes"] else None
+        body = session.state.get(ids.parse(job_id)) if job_id else None
+        if body is None:
+            continue
+        launch = bundles.Bundle.of(body).read(bundles.LAUNCH)
+        if any(held["nodeId"] == node for held in engine.job_nodes(cluster, run, launch)):
+            return run.get("runner")
+    return None
 
 
 def job_target(session: Session, rid: ResourceId, node_id: str | None) -> Target:

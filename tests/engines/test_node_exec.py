@@ -242,6 +242,17 @@ def test_cluster_node_exec_runs_on_an_idle_node(engine_lab):
     assert done.returncode == 5
 
 
+def test_cluster_node_exec_on_a_node_a_job_runs_on(running):
+    """The command runs beside the job (on Slurm, in the job's allocation: the job holds the node
+    whole, so a new allocation would wait for the job's end)."""
+    lab = running
+    node = job_nodes(lab)[1]
+    done = run(*cluster_exec("-n", node, "--exec", 'echo "${SLURM_JOB_ID:-}|${SLURMD_NODENAME:-}"'), timeout=60)
+    assert done.returncode == 0, done.stderr
+    if lab.engine == "slurm":
+        assert done.stdout == f"{lab.slurm_job_id({'name': 'two'})}|{node}\n"
+
+
 def _listeners() -> list[tuple[str, int]]:
     """(address, port) of every IPv4 TCP socket listening on this machine (/proc/net/tcp)."""
     found = []

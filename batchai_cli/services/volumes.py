@@ -25,20 +25,34 @@ def list_job_volumes(session: Session, rid: ResourceId) -> list[dict]:
     """[{index, level, kind, mountPath, location}] for every volume the job sees; no credentials."""
     rows = []
     for index, volume in enumerate(_volumes(session, rid)):
-        ref = volume.reference
-        location = ref.get("azureFileUrl") or ref.get("containerName") or ref.get("path") or ref.get("source") or ""
-        if volume.kind == "azureBlob":
-            location = f"{ref.get('accountName')}/{ref.get('containerName')}"
         rows.append(
             {
                 "index": index,
                 "level": volume.level,
                 "kind": volume.kind,
                 "mountPath": volume.shown_as,
-                "location": location,
+                "location": _location(volume),
             }
         )
     return rows
+
+
+def _location(volume) -> str:
+    """Where a volume's files are, in a word: account/container, the share's URL, the folder, the
+    file server's export or folder, the mount command."""
+    from batchai_cli.errors import BatchAIError
+    from batchai_cli.storage import paths
+
+    ref = volume.reference
+    if volume.kind == "azureBlob":
+        return f"{ref.get('accountName')}/{ref.get('containerName')}"
+    if volume.kind == "fileServer":
+        try:
+            server = paths.file_server_source(volume)
+        except BatchAIError:  # the file server is gone (or the reference is broken): its id says which
+            return (ref.get("fileServer") or {}).get("id") or ""
+        return f"file server {server.name}: {server.nfs_export or server.folder}"
+    return ref.get("azureFileUrl") or ref.get("path") or ref.get("mountCommand") or ""
 
 
 def list_volume_files(

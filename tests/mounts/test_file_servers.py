@@ -12,8 +12,10 @@ import stat
 
 import pytest
 
+from batchai_cli import ids
 from batchai_cli.agent import mounts
 from batchai_cli.errors import BatchAIError
+from batchai_cli.services import open_session, volumes
 from batchai_cli.storage.paths import FileServerSource, Volume, file_server_source
 from tests.helpers import SUBSCRIPTION, normalize
 from tests.jobs.conftest import custom, until, wait_state
@@ -223,6 +225,13 @@ def test_a_cluster_mounts_a_source_directory_and_keeps_the_file_server_from_dele
     assert lab.submit("reader", job, cluster="withnfs").code == 0
     assert lab.wait("reader").code == 0
     assert (lab.stdouterr("reader", tmp_path / "out") / "stdout.txt").read_text() == "1,2,3\n"
+    # The portal's storage page says where the volume's files are: the server and its folder.
+    reader = ids.parse(f"{WS_ID}/experiments/exp/jobs/reader")
+    listed = volumes.list_job_volumes(open_session(), reader)
+    served = lab.home / "shared" / "fileservers" / "rg" / "ws" / "fs" / "export" / "datasets"
+    assert [(row["kind"], row["mountPath"], row["location"]) for row in listed] == [
+        ("fileServer", "$AZ_BATCHAI_MOUNT_ROOT/data", f"file server fs: {served}")
+    ]
     refused = lab.batchai("file-server", "delete", "-g", "rg", "-w", "ws", "-n", "fs", "-y")
     assert refused.code == 1
     assert refused.err == (

@@ -47,8 +47,9 @@ def inherited(environ: Mapping[str, str]) -> dict[str, str]:
 # -- a node's environment, for what runs there beside the job --------------------------------------
 #
 # The agent records, in the job's bundle, the variables it set for the job on its node and the
-# folder the job runs in (env-<task>.json). `job node exec` and the ranks Open MPI starts on the
-# node (agent/shell.py) run in that environment: the inherited part is their own, as for the job.
+# folder the job runs in (env-<task>.json; secrets by name only, their values stay in the request).
+# `job node exec` and the ranks Open MPI starts on the node (agent/shell.py) run in that
+# environment: the inherited part is their own, as for the job.
 
 
 def record_name(task_index: int) -> str:

@@ -245,9 +245,13 @@ class NodeRun:
             v["name"]
             for v in (self.properties.get("environmentVariables") or []) + (self.properties.get("secrets") or [])
         }
+        # The job's environment on this node, for what runs beside it (agent/shell.py). Secrets go
+        # by name: their values stay in the request alone.
+        secrets = {secret["name"] for secret in self.properties.get("secrets") or [] if secret.get("value") is not None}
+        variables = environment.recorded(env, os.environ, self.user_variables)
+        record = {"variables": {name: value for name, value in variables.items() if name not in secrets}}
         self.bundle.write(
-            environment.record_name(self.task_index),
-            {"cwd": self.job_dir, "variables": environment.recorded(env, os.environ, self.user_variables)},
+            environment.record_name(self.task_index), {"cwd": self.job_dir, **record, "secrets": sorted(secrets)}
         )
         if self.options.get("container"):
             self._pull_image()

@@ -74,7 +74,13 @@ def job_environment(bundle: bundles.Bundle, task: int, *, wait: float = 0.0) -> 
                 f"({bundle.file(environment.record_name(task))} is missing)."
             )
         time.sleep(0.05)
-    return {**environment.inherited(os.environ), **record["variables"]}, record["cwd"]
+    named = set(record.get("secrets") or [])
+    secrets = {
+        secret["name"]: secret["value"]
+        for secret in bundle.request()["properties"].get("secrets") or []
+        if secret["name"] in named and secret.get("value") is not None
+    }
+    return {**environment.inherited(os.environ), **record["variables"], **secrets}, record["cwd"]
 
 
 def node_environment(node_id: str) -> tuple[dict[str, str], str]:

@@ -48,6 +48,9 @@ class Runner:
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGUSR1, lambda *_: self.wake.set())
+        # An agent (or the srun of the agents) that ends wakes the run loop at once: the job's end
+        # is reported, and its nodes freed, without waiting out a poll.
+        signal.signal(signal.SIGCHLD, lambda *_: self.wake.set())
         ready_for_signals()
 
     def _on_term(self, *_args) -> None:

@@ -192,7 +192,7 @@ def timespan_text(value: str | None) -> str | None:
     """A duration as az printed it (Python's timedelta: '7 days, 0:00:00'), from '7.00:00:00' or 'P7D'."""
     if value is None:
         return None
-    from batchai_cli.config.checks import parse_duration
+    from batchai_cli.durations import parse_duration
 
     parsed = parse_duration(value)
     return str(parsed) if parsed is not None else value

@@ -245,7 +245,7 @@ def _now() -> str:
 
 
 def wall_clock_seconds(properties: dict) -> float | None:
-    from batchai_cli.config.checks import parse_duration
+    from batchai_cli.durations import parse_duration
 
     text = (properties.get("constraints") or {}).get("maxWallClockTime")
     parsed = parse_duration(text) if text else None

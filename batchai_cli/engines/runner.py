@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ import time
 
 from batchai_cli import bundle as bundles
 from batchai_cli import log, private
-from batchai_cli.agent import layout, toolkits
+from batchai_cli.agent import layout
 from batchai_cli.models import batchai_error, stop_error
 from batchai_cli.procs import blocked_signals, python_module, ready_for_signals
 
@@ -96,17 +95,17 @@ class Runner:
                 os.unlink(os.path.join(shared, name))
         launch = {"nodes": nodes, "node_ids": node_ids, "ports": _free_ports(2 * len(nodes) + 4)}
         if node_names is not None:
-            from batchai_cli.engines import slurm
+            from batchai_cli.engines import slurm_step
 
-            addresses = slurm.node_addresses(node_names)
+            addresses = slurm_step.node_addresses(node_names)
             launch.update(node_names=node_names, hosts=[addresses.get(name, name) for name in node_names])
         self.bundle.write(bundles.LAUNCH, launch)
         self.bundle.report(bundles.STARTED, {"startTime": started, "nodes": nodes})
         properties = self.request["properties"]
         if node_names is not None:
-            from batchai_cli.engines import slurm
+            from batchai_cli.engines import slurm_step
 
-            agents = slurm.AgentStep(self.job_id, node_names, self.bundle)
+            agents = slurm_step.AgentStep(self.job_id, node_names, self.bundle)
         else:
             agents = LocalAgents(self.job_id, nodes, node_ids, self.bundle)
         limit = wall_clock_seconds(properties)
@@ -158,15 +157,17 @@ class Runner:
             if task in essential and result.get("exitCode") is not None and exit_code in (None, 0):
                 exit_code = result["exitCode"]
         if reason == "slurm":
-            from batchai_cli.engines import slurm
+            from batchai_cli.engines import slurm_step
 
             slurm_job = os.environ.get("SLURM_JOB_ID", "?")
-            errors.append(batchai_error("SlurmJobEnded", slurm.state_message(slurm_job), slurmJobId=slurm_job))
+            errors.append(batchai_error("SlurmJobEnded", slurm_step.state_message(slurm_job), slurmJobId=slurm_job))
         elif reason and reason != "wallclock":
             errors.append(stop_error(reason, started=True))
         return self._report_end(exit_code, errors, started)
 
     def _essential_tasks(self, properties: dict, node_count: int) -> list[int]:
+        from batchai_cli.agent import toolkits  # here: the agents are started without waiting for it
+
         cluster = toolkits.Cluster(hosts=["127.0.0.1"] * node_count, ports=[])
         tasks = [
             task
@@ -253,6 +254,8 @@ def wall_clock_seconds(properties: dict) -> float | None:
 
 
 def _free_ports(count: int) -> list[int]:
+    import socket
+
     sockets, ports = [], []
     for _ in range(count):
         sock = socket.socket()
@@ -266,7 +269,9 @@ def _free_ports(count: int) -> list[int]:
 
 def run_slurm(bundle_path: str) -> int:
     """The batch script of a Slurm job: the job's nodes are the allocation's."""
-    from batchai_cli.engines import slurm
+    import socket
+
+    from batchai_cli.engines import slurm_step
 
     job_bundle = bundles.adopt(bundle_path)
     runner = Runner(job_bundle, slurm=True)
@@ -278,7 +283,7 @@ def run_slurm(bundle_path: str) -> int:
     if reason:  # terminated (or found lost) before Slurm started it
         runner.end_unstarted(reason)
         return 0
-    names = slurm.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
+    names = slurm_step.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
     node_count = int(runner.request["properties"]["nodeCount"])
     runner.run(list(range(node_count)), names[:node_count], node_names=names[:node_count])
     return 0

@@ -192,6 +192,8 @@ def hostnames(nodelist: str) -> list[str]:
     """Slurm's compact node list (n[1-2],gpu3) as names, in Slurm's order."""
     if not nodelist:
         return []
+    if "[" not in nodelist:  # plain names (a one-node job's list is its node's name): nothing to expand
+        return [name for name in nodelist.split(",") if name]
     return run(["scontrol", "show", "hostnames", nodelist], what="expand the job's node list").split()
 
 

@@ -227,3 +227,13 @@ def _states(lab) -> list[str]:
     listing = lab.batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp", "--query", "[].executionState")
     assert listing.code == 0, listing.err
     return listing.json()
+
+
+@pytest.mark.parametrize("nodelist", ["n1", "n2", "n1,n2", "n[1-2]", "n[1,2]", "gpu[01-03],n1", "a-b_c"])
+def test_node_lists_expand_as_scontrol_expands_them(slurm, monkeypatch, nodelist):
+    """A plain list is split without asking Slurm (the runner's path to its agents' srun); the
+    names are the ones `scontrol show hostnames` gives, in its order."""
+    from batchai_cli.engines.slurm_step import hostnames
+
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    assert hostnames(nodelist) == slurm.run("scontrol", "show", "hostnames", nodelist).stdout.split()

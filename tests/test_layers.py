@@ -112,7 +112,7 @@ def test_the_node_side_never_imports_the_state_store(module):
         if current in seen or current not in MODULES:
             continue
         seen.add(current)
-        if current == "batchai_cli.engines.local":
+        if current == "batchai_cli.engines.local_queue":
             continue  # the local engine's queue runs on the CLI's machine, never on a Slurm node
         todo += [target for _line, target in _imports(MODULES[current])]
     assert "batchai_cli.state" not in seen

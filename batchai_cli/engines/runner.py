@@ -2,7 +2,7 @@
 limit and stop requests, and reports the job's start and end. It reads and writes only the job's
 bundle (bundle.py) and never opens state.db, so it runs wherever the engine puts it:
 
-    python -m batchai_cli.engines.runner <job-id>                      (local: engines/local.py
+    python -m batchai_cli.engines.runner <job-id>                      (local: engines/local_queue.py
                                                                          queues, then runs this)
     python -m batchai_cli.engines.runner --slurm <job-id> <bundle>     (slurm: the job's batch
                                                                          script, on its first node)
@@ -294,9 +294,9 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["--slurm"]:
             return run_slurm(argv[2])
-        from batchai_cli.engines import local
+        from batchai_cli.engines import local_queue
 
-        return local.run_queued(argv[0])
+        return local_queue.run_queued(argv[0])
     except Exception as exc:  # the log file is the only witness; the next look at the job reconciles
         log.warning("runner failed: %s", exc)
         import traceback

@@ -4,8 +4,9 @@ bundle (bundle.py) and never opens state.db, so it runs wherever the engine puts
 
     python -m batchai_cli.engines.runner <job-id>                      (local: engines/local_queue.py
                                                                          queues, then runs this)
-    python -m batchai_cli.engines.runner --slurm <job-id> <bundle>     (slurm: the job's batch
-                                                                         script, on its first node)
+    python -m batchai_cli.engines.runner --slurm <job-id> <bundle> <srun-pid>
+                                    (slurm: the job's batch script, on its first node, once it has
+                                     started the agents' srun step, srun-pid)
 
 What it reports (reports/started.json, reports/ended.json) is folded into state.db by whoever reads
 the job next (reports.fold); on a local cluster the local engine folds at once, to free the nodes.
@@ -85,14 +86,16 @@ class Runner:
 
     # -- the run -----------------------------------------------------------------------------------
 
-    def run(self, nodes: list[int], node_ids: list[str], *, node_names: list[str] | None = None) -> dict:
+    def run(self, nodes: list[int], node_ids: list[str], *, node_names: list[str] | None = None, agents=None) -> dict:
         """Run the job on `nodes` (cluster node indexes; their ids, and their Slurm names under Slurm)
-        to its end; returns the ended report, written to the bundle too."""
+        to its end; returns the ended report, written to the bundle too. `agents` are the job's
+        agents when they were started already (a Slurm job's step, waiting for the launch)."""
         started = _now()
         shared = self.bundle.path
-        for name in os.listdir(shared):
-            if name.startswith(("result-", "pgids-", "stop-agents")):
-                os.unlink(os.path.join(shared, name))
+        if agents is None:  # else the batch script cleared these before it started the agents
+            for name in os.listdir(shared):
+                if name.startswith(("result-", "pgids-", "stop-agents")):
+                    os.unlink(os.path.join(shared, name))
         launch = {"nodes": nodes, "node_ids": node_ids, "ports": _free_ports(2 * len(nodes) + 4)}
         if node_names is not None:
             from batchai_cli.engines import slurm_step
@@ -102,11 +105,11 @@ class Runner:
         self.bundle.write(bundles.LAUNCH, launch)
         self.bundle.report(bundles.STARTED, {"startTime": started, "nodes": nodes})
         properties = self.request["properties"]
-        if node_names is not None:
+        if agents is None and node_names is not None:
             from batchai_cli.engines import slurm_step
 
             agents = slurm_step.AgentStep(self.job_id, node_names, self.bundle)
-        else:
+        elif agents is None:
             agents = LocalAgents(self.job_id, nodes, node_ids, self.bundle)
         limit = wall_clock_seconds(properties)
         essential = self._essential_tasks(properties, len(nodes))
@@ -267,8 +270,9 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def run_slurm(bundle_path: str) -> int:
-    """The batch script of a Slurm job: the job's nodes are the allocation's."""
+def run_slurm(bundle_path: str, srun_pid: int | None = None) -> int:
+    """The batch script of a Slurm job: the job's nodes are the allocation's. `srun_pid` is the
+    agents' step, which the batch script started before it became this runner."""
     import socket
 
     from batchai_cli.engines import slurm_step
@@ -279,13 +283,19 @@ def run_slurm(bundle_path: str) -> int:
         bundles.RUNNER, {"host": socket.gethostname(), "pid": os.getpid(), "slurmJobId": os.environ.get("SLURM_JOB_ID")}
     )
     runner.install_signals()
-    reason = runner.stop_reason()
-    if reason:  # terminated (or found lost) before Slurm started it
-        runner.end_unstarted(reason)
-        return 0
     names = slurm_step.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
     node_count = int(runner.request["properties"]["nodeCount"])
-    runner.run(list(range(node_count)), names[:node_count], node_names=names[:node_count])
+    node_names = names[:node_count]
+    agents = None
+    if srun_pid is not None:
+        agents = slurm_step.AgentStep(runner.job_id, node_names, job_bundle, srun_pid=srun_pid)
+    reason = runner.stop_reason()
+    if reason:  # terminated (or found lost) before Slurm started it
+        if agents is not None:
+            agents.signal(signal.SIGTERM)  # they are waiting for a launch that will not come
+        runner.end_unstarted(reason)
+        return 0
+    runner.run(list(range(node_count)), node_names, node_names=node_names, agents=agents)
     return 0
 
 
@@ -293,7 +303,7 @@ def main(argv: list[str]) -> int:
     private.enter()
     try:
         if argv[:1] == ["--slurm"]:
-            return run_slurm(argv[2])
+            return run_slurm(argv[2], int(argv[3]) if len(argv) > 3 else None)
         from batchai_cli.engines import local_queue
 
         return local_queue.run_queued(argv[0])

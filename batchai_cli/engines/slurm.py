@@ -1,8 +1,12 @@
 """The slurm engine: a job is one Slurm batch job, and its agents one `srun` step in it.
 
-    sbatch --nodes=N --ntasks-per-node=1 --exclusive ...  job.sbatch
-      job.sbatch:  python -m batchai_cli.engines.runner --slurm <job-id>      (on the first node)
-        srun --nodes=N --ntasks=N --ntasks-per-node=1 python -m batchai_cli.agent run-slurm <job-id>
+    sbatch --nodes=N --ntasks-per-node=1 --exclusive ...  job.sbatch       (on the first node:)
+      job.sbatch:  srun --nodes=N --ntasks=N --ntasks-per-node=1 python -m batchai_cli.agent run-slurm <job-id> &
+                   exec python -m batchai_cli.engines.runner --slurm <job-id> <bundle> <srun pid>
+
+The script starts the agents' step first, so Slurm sets it up while the runner's interpreter
+starts; the runner adopts srun (its child once exec has run) and writes the launch the agents
+wait for (batch_script).
 
 Slurm queues the job and picks its nodes, so the runner does not wait in batchai's queue; it
 enforces maxWallClockTime, terminate and the job's end exactly as on a local cluster, and each
@@ -30,7 +34,7 @@ import re
 
 from batchai_cli import log
 from batchai_cli.engines.base import Engine, NodeView
-from batchai_cli.engines.slurm_step import node_addresses, run
+from batchai_cli.engines.slurm_step import agent_step_argv, node_addresses, run
 from batchai_cli.errors import EngineError
 
 NICE = {"high": 0, "normal": 1000, "low": 2000}
@@ -59,16 +63,11 @@ def submit(job_id: str, name: str, properties: dict, engine: dict, bundle_path: 
     """Submit a job's runner with sbatch; returns the Slurm job id. The bundle must be on a file
     system the nodes share (it holds the request, the batch script, runner.log and the reports)."""
     from batchai_cli import private
-    from batchai_cli.procs import python_module
 
     nodes = int(properties["nodeCount"])
     script = os.path.join(bundle_path, "job.sbatch")
-    argv = python_module("batchai_cli.engines.runner", "--slurm", job_id, bundle_path)
-    runner = " ".join(_quote(arg) for arg in argv)
     with os.fdopen(private.open_file(script, os.O_WRONLY | os.O_TRUNC), "w") as handle:
-        # Signals are ignored until the runner has its handlers: a terminate in that window is
-        # not lost, the runner reads the bundle's stop request before it starts anything.
-        handle.write(f"#!/bin/sh\ntrap '' TERM INT USR1\nexec {runner}\n")
+        handle.write(batch_script(job_id, nodes, bundle_path))
     log_path = os.path.join(bundle_path, "runner.log")
     argv = [
         "sbatch",
@@ -105,6 +104,35 @@ def submit(job_id: str, name: str, properties: dict, engine: dict, bundle_path: 
         argv.append(f"--time={minutes}")
     out = run([*argv, script], what="submit the job to Slurm")
     return out.strip().split(";")[0]
+
+
+def batch_script(job_id: str, nodes: int, bundle_path: str) -> str:
+    """The job's batch script. Its first command starts the agents' srun step, so Slurm sets the
+    step up while the runner's interpreter starts; then it becomes the runner (exec keeps its pid,
+    so srun is the runner's child), which writes the launch the agents wait for. Signals are
+    ignored until the runner has its handlers: a terminate in that window is not lost, the runner
+    reads the bundle's stop request before it lets the agents go on. srun runs with the signals
+    it would have had from the runner, and the runner's umask (077), keeping the user's own for
+    the job's processes (private.py)."""
+    from batchai_cli import private
+    from batchai_cli.procs import python_module
+
+    step = " ".join(_quote(arg) for arg in agent_step_argv(job_id, nodes, bundle_path))
+    runner = " ".join(
+        _quote(arg) for arg in python_module("batchai_cli.engines.runner", "--slurm", job_id, bundle_path)
+    )
+    return (
+        "#!/bin/sh\n"
+        "trap '' TERM INT USR1\n"
+        "rm -f result-*.json pgids-* stop-agents\n"
+        "(\n"
+        f'  export {private.JOB_UMASK_VARIABLE}="${{{private.JOB_UMASK_VARIABLE}:-$(umask)}}"\n'
+        f"  umask {private.PRIVATE_UMASK:03o}\n"
+        "  trap - TERM USR1\n"
+        f"  exec {step}\n"
+        ") </dev/null &\n"
+        f'exec {runner} "$!"\n'
+    )
 
 
 def partition_time_limit(partition: str) -> int | None:

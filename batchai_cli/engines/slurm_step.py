@@ -89,43 +89,75 @@ def state_message(slurm_job: str) -> str:
 # -- inside the allocation: the agents' step ----------------------------------------------------
 
 
+def agent_step_argv(job_id: str, node_count: int, bundle_path: str) -> list[str]:
+    """The srun of a job's agents: one task per node, each an agent (agent/node.py main_slurm)."""
+    # slurmstepd starts tasks with signals unblocked, so an agent would die of a SIGTERM sent
+    # before its handlers are in place (a short task 0 ends before the idle nodes' agents have
+    # started). The agents start with SIGTERM ignored instead, and look for the stop mark,
+    # written before any signal, once their handlers are in place.
+    return [
+        "srun",
+        f"--nodes={node_count}",
+        f"--ntasks={node_count}",
+        "--ntasks-per-node=1",
+        "--kill-on-bad-exit=0",
+        f"--output={os.path.join(bundle_path, 'agent-%t.log')}",
+        "sh",
+        "-c",
+        'trap \'\' TERM INT; exec "$0" "$@"',
+        sys.executable,
+        "-m",
+        "batchai_cli.agent",
+        "run-slurm",
+        job_id,
+        bundle_path,
+    ]
+
+
+class _Started:
+    """The agents' srun as the batch script started it, before it exec'd the runner (so srun is
+    the runner's child): poll() and returncode, as subprocess.Popen has them."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+        self.poll()
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                raise EngineError(
+                    f"Process {self.pid} is not the agents' srun: it is not the runner's child."
+                ) from None
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
 class AgentStep:
     """The job's agents as one srun step (one task per node), with the interface the runner uses
-    for its agents: running(), task_done(task), signal(sig), how(task), where(task)."""
+    for its agents: running(), task_done(task), signal(sig), how(task), where(task).
+
+    The batch script starts the step (srun_pid) as its first command, so that Slurm sets it up
+    while the runner starts; the agents wait for the launch the runner writes (agent/node.py).
+    Without srun_pid (a script written by an older batchai), the step is started here."""
 
     # Our batch script runs exactly one srun, so its step is the job's step 0.
     STEP = 0
 
-    def __init__(self, job_id: str, node_names: list[str], job_bundle):
+    def __init__(self, job_id: str, node_names: list[str], job_bundle, *, srun_pid: int | None = None):
         self.slurm_job = os.environ["SLURM_JOB_ID"]
         self.job_id, self.bundle_path = job_id, job_bundle.path
         self.result_path = job_bundle.result_path
         self.node_names = node_names
         self.stop_mark = stop_mark(job_bundle.path)
-        shared_dir = job_bundle.path
-        node_count = len(node_names)
-        # slurmstepd starts tasks with signals unblocked, so an agent would die of a SIGTERM sent
-        # before its handlers are in place (a short task 0 ends before the idle nodes' agents have
-        # started). The agents start with SIGTERM ignored instead, and look for the stop mark,
-        # written before any signal, once their handlers are in place.
-        argv = [
-            "srun",
-            f"--nodes={node_count}",
-            f"--ntasks={node_count}",
-            "--ntasks-per-node=1",
-            "--kill-on-bad-exit=0",
-            f"--output={os.path.join(shared_dir, 'agent-%t.log')}",
-            "sh",
-            "-c",
-            'trap \'\' TERM INT; exec "$0" "$@"',
-            sys.executable,
-            "-m",
-            "batchai_cli.agent",
-            "run-slurm",
-            job_id,
-            job_bundle.path,
-        ]
-        self.srun = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        if srun_pid is None:
+            argv = agent_step_argv(job_id, len(node_names), job_bundle.path)
+            self.srun = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        else:
+            self.srun = _Started(srun_pid)
         self.killed = False
 
     def running(self) -> bool:

@@ -25,9 +25,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
 
 from batchai_cli.errors import StorageError
+
+# typing is for the type checker only: a node's agent starts faster without importing it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 # hashlib, tempfile, pathlib and concurrent.futures are imported where they are used: a node's
 # agent imports this module for its log shipping, and starts faster without them.

@@ -7,8 +7,6 @@ the same shape from a request body, keeping extension keys (e.g. batchai's `engi
 
 from __future__ import annotations
 
-from typing import Any
-
 # A spec maps each property to None (a plain value), a nested spec (an object) or a one-item
 # list holding a spec (a list of objects).
 _CREDENTIALS = {"accountKey": None, "accountKeySecretReference": None}
@@ -155,7 +153,7 @@ def stop_error(code: str | None, *, started: bool) -> dict:
 _SECRET_KEYS = {"accountKey", "adminUserPassword", "password", "instrumentationKey"}
 
 
-def shape(value: Any, spec: Any) -> Any:
+def shape(value: object, spec: object) -> object:
     """`value` with every property of `spec` present (null when unset); extra keys are kept."""
     if value is None or spec is None:
         return value
@@ -168,7 +166,7 @@ def shape(value: Any, spec: Any) -> Any:
     return result
 
 
-def without_secrets(value: Any, *, in_secrets: bool = False) -> Any:
+def without_secrets(value: object, *, in_secrets: bool = False) -> object:
     """A copy with storage keys, passwords and secret environment values set to null."""
     if isinstance(value, list):
         return [without_secrets(item, in_secrets=in_secrets) for item in value]
@@ -192,7 +190,7 @@ def timespan_text(value: str | None) -> str | None:
     """A duration as az printed it (Python's timedelta: '7 days, 0:00:00'), from '7.00:00:00' or 'P7D'."""
     if value is None:
         return None
-    from batchai_cli.config.checks import parse_duration
+    from batchai_cli.durations import parse_duration
 
     parsed = parse_duration(value)
     return str(parsed) if parsed is not None else value

@@ -20,7 +20,6 @@ result and the job's end can still be written there.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import threading
@@ -304,12 +303,16 @@ def _punch_hole(fd: int, length: int) -> bool:
     fallocate = getattr(libc, "fallocate", None)
     if fallocate is None:
         return False
+    import ctypes
+
     fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     punch_hole, keep_size = 0x02, 0x01
     return fallocate(fd, punch_hole | keep_size, 0, length) == 0
 
 
 def _libc():
+    import ctypes  # here: a node's agent starts faster without it
+
     try:
         return ctypes.CDLL(None, use_errno=True)  # the C library the interpreter runs on
     except OSError:

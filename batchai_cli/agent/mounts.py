@@ -26,12 +26,10 @@ belong to the node and stay until the cluster is deleted or the node leaves it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -166,6 +164,8 @@ def smb_endpoint(volume: Volume, env: Mapping[str, str] | None = None) -> tuple[
 
 
 def _reachable(host: str, port: int, timeout: float = 3.0) -> bool:
+    import socket
+
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -213,6 +213,8 @@ class Mount:
 
 def state_dir_for(target: str, mount_root: str) -> str:
     """The mount's own folder, beside the mount root (never inside what the job sees)."""
+    import hashlib
+
     key = hashlib.sha1(os.path.abspath(target).encode()).hexdigest()[:16]
     return os.path.join(os.path.dirname(os.path.abspath(mount_root)), STATE_FOLDER, key)
 
@@ -605,6 +607,8 @@ def is_mounted(path: str) -> bool:
 
 def find_record(point: str, node_root: str) -> Mount | None:
     """The record of the mount at `point`: its state folder is beside one of the mount roots above it."""
+    import hashlib
+
     key = hashlib.sha1(os.path.abspath(point).encode()).hexdigest()[:16]
     folder = os.path.dirname(os.path.abspath(point))
     node_root = os.path.abspath(node_root)

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from batchai_cli import bundle as bundles
 from batchai_cli import ids, private
-from batchai_cli.agent import environment, layout, shell, toolkits
+from batchai_cli.agent import environment, layout, toolkits
 from batchai_cli.agent.logs import LogShipper, Stream
 from batchai_cli.agent.volumes import Placed, clean_node, place, release, upload_changes, volume_mode
 from batchai_cli.models import batchai_error
@@ -27,6 +27,7 @@ from batchai_cli.procs import ready_for_signals
 from batchai_cli.storage import paths
 
 KILL_GRACE = 5.0
+LAUNCH_WAIT = 60.0
 
 
 class NodeRun:
@@ -37,6 +38,8 @@ class NodeRun:
         self.bundle = bundles.adopt(bundle_path)
         request = self.bundle.request()
         launch = self.bundle.read(bundles.LAUNCH)
+        if launch is None and slurm_node:
+            launch = self._wait_for_launch()
         if launch is None:
             raise SystemExit(f"The job's launch ({self.bundle.file(bundles.LAUNCH)}) is missing: no runner started it.")
         self.rid = ids.parse(request["id"], expect="job")
@@ -62,6 +65,26 @@ class NodeRun:
         self.children: list[subprocess.Popen] = []
         self.terminated = False
         self.multi = self.node_count > 1
+
+    def _wait_for_launch(self) -> dict | None:
+        """A Slurm job's batch script starts the agents' step first, and its runner writes the
+        launch while Slurm starts them: wait for it; SystemExit when the job is stopped meanwhile.
+        None when it does not come (the runner gives up on its address lookup after 30 s)."""
+        deadline = time.monotonic() + LAUNCH_WAIT
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if os.path.exists(self.bundle.file("stop-agents")):
+                raise SystemExit("The job was stopped before its runner gave this node its launch.")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+            # Listing the folder first makes a network file system (NFS) look again instead of
+            # trusting the "no such file" it may have cached at the first read.
+            with contextlib.suppress(OSError):
+                os.listdir(self.bundle.path)
+            launch = self.bundle.read(bundles.LAUNCH)
+            if launch is not None:
+                return launch
+        return None
 
     # -- naming -----------------------------------------------------------------------------------
 
@@ -230,6 +253,8 @@ class NodeRun:
         # reaches each through batchai's rsh shim. (A container has neither shim nor batchai.)
         hosts = self.options.get("node_names")
         if self.multi and not self.options.get("container"):
+            from batchai_cli.agent import shell  # multi-node jobs only: the agent starts light
+
             if hosts is None:
                 hosts = [shell.mpi_host(node) for node in self.options["node_ids"]]
                 env["OMPI_MCA_plm_rsh_agent"] = shell.write_rsh_shim(self.bundle)

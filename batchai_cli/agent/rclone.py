@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.client
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -123,20 +121,31 @@ def socket_path_for(key: str) -> str:
     return os.path.join(folder, f"{key}.sock")
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
+@functools.cache
+def _unix_connection() -> type:
+    """http.client's connection over a Unix socket (http.client is imported here, not by every
+    agent: it brings email and ssl along; socket too)."""
+    import http.client
+    import socket
 
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
+    class UnixConnection(http.client.HTTPConnection):
+        def __init__(self, path: str, timeout: float):
+            super().__init__("localhost", timeout=timeout)
+            self.socket_path = path
+
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect(self.socket_path)
+
+    return UnixConnection
 
 
 def rc(socket_path: str, command: str, params: dict | None = None, timeout: float = 10.0) -> dict:
     """One remote-control call; OSError when rclone does not answer."""
-    connection = _UnixConnection(socket_path, timeout)
+    import http.client
+
+    connection = _unix_connection()(socket_path, timeout)
     try:
         connection.request(
             "POST", f"/{command}", body=json.dumps(params or {}), headers={"Content-Type": "application/json"}

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from batchai_cli.config.issues import Issue, describe
 from batchai_cli.config.schemas import TOOLKIT_SETTINGS
+from batchai_cli.durations import has_duration_form, parse_duration
 
 ACCOUNT_PLACEHOLDER = "<AZURE_BATCHAI_STORAGE_ACCOUNT>"
 KEY_PLACEHOLDER = "<AZURE_BATCHAI_STORAGE_KEY>"
@@ -31,37 +32,6 @@ _COMMAND_KEYS = {
     "$schema",
     "$comment",
 }
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$")
-_ISO = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """maxWallClockTime as .NET writes it ("7.00:00:00") or ISO 8601 ("P7D"); None if neither."""
-    try:
-        return _parse_duration(text)
-    except OverflowError:  # more days than a timedelta holds (999999999)
-        return None
-
-
-def _parse_duration(text: str) -> timedelta | None:
-    match = _TIMESPAN.match(text)
-    if match:
-        days, hours, minutes, seconds, fraction = match.groups()
-        if int(hours) > 23 or int(minutes) > 59 or int(seconds) > 59:
-            return None
-        return timedelta(
-            days=int(days or 0),
-            hours=int(hours),
-            minutes=int(minutes),
-            seconds=int(seconds) + float(f"0.{fraction or 0}"),
-        )
-    match = _ISO.match(text)
-    if match and text != "P" and not text.endswith("T"):
-        years, months, weeks, days, hours, minutes, seconds = (float(g or 0) for g in match.groups())
-        return timedelta(
-            days=years * 365 + months * 30 + weeks * 7 + days, hours=hours, minutes=minutes, seconds=seconds
-        )
-    return None
 
 
 def is_valid_ssh_public_key(text: str) -> bool:
@@ -248,7 +218,7 @@ def job_rules(properties: dict, base: tuple) -> list[Issue]:
     limit = constraints.get("maxWallClockTime") if isinstance(constraints, dict) else None
     if isinstance(limit, str):
         duration = parse_duration(limit)
-        if duration is None and (_TIMESPAN.match(limit) or _ISO.match(limit)):
+        if duration is None and has_duration_form(limit):
             issues.append(
                 Issue(
                     (*base, "constraints", "maxWallClockTime"),

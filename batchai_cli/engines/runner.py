@@ -2,10 +2,11 @@
 limit and stop requests, and reports the job's start and end. It reads and writes only the job's
 bundle (bundle.py) and never opens state.db, so it runs wherever the engine puts it:
 
-    python -m batchai_cli.engines.runner <job-id>                      (local: engines/local.py
+    python -m batchai_cli.engines.runner <job-id>                      (local: engines/local_queue.py
                                                                          queues, then runs this)
-    python -m batchai_cli.engines.runner --slurm <job-id> <bundle>     (slurm: the job's batch
-                                                                         script, on its first node)
+    python -m batchai_cli.engines.runner --slurm <job-id> <bundle> <srun-pid>
+                                    (slurm: the job's batch script, on its first node, once it has
+                                     started the agents' srun step, srun-pid)
 
 What it reports (reports/started.json, reports/ended.json) is folded into state.db by whoever reads
 the job next (reports.fold); on a local cluster the local engine folds at once, to free the nodes.
@@ -20,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +28,7 @@ import time
 
 from batchai_cli import bundle as bundles
 from batchai_cli import log, private
-from batchai_cli.agent import layout, toolkits
+from batchai_cli.agent import layout
 from batchai_cli.models import batchai_error, stop_error
 from batchai_cli.procs import blocked_signals, python_module, ready_for_signals
 
@@ -48,6 +48,9 @@ class Runner:
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGUSR1, lambda *_: self.wake.set())
+        # An agent (or the srun of the agents) that ends wakes the run loop at once: the job's end
+        # is reported, and its nodes freed, without waiting out a poll.
+        signal.signal(signal.SIGCHLD, lambda *_: self.wake.set())
         ready_for_signals()
 
     def _on_term(self, *_args) -> None:
@@ -83,28 +86,30 @@ class Runner:
 
     # -- the run -----------------------------------------------------------------------------------
 
-    def run(self, nodes: list[int], node_ids: list[str], *, node_names: list[str] | None = None) -> dict:
+    def run(self, nodes: list[int], node_ids: list[str], *, node_names: list[str] | None = None, agents=None) -> dict:
         """Run the job on `nodes` (cluster node indexes; their ids, and their Slurm names under Slurm)
-        to its end; returns the ended report, written to the bundle too."""
+        to its end; returns the ended report, written to the bundle too. `agents` are the job's
+        agents when they were started already (a Slurm job's step, waiting for the launch)."""
         started = _now()
         shared = self.bundle.path
-        for name in os.listdir(shared):
-            if name.startswith(("result-", "pgids-", "stop-agents")):
-                os.unlink(os.path.join(shared, name))
+        if agents is None:  # else the batch script cleared these before it started the agents
+            for name in os.listdir(shared):
+                if name.startswith(("result-", "pgids-", "stop-agents")):
+                    os.unlink(os.path.join(shared, name))
         launch = {"nodes": nodes, "node_ids": node_ids, "ports": _free_ports(2 * len(nodes) + 4)}
         if node_names is not None:
-            from batchai_cli.engines import slurm
+            from batchai_cli.engines import slurm_step
 
-            addresses = slurm.node_addresses(node_names)
+            addresses = slurm_step.node_addresses(node_names)
             launch.update(node_names=node_names, hosts=[addresses.get(name, name) for name in node_names])
         self.bundle.write(bundles.LAUNCH, launch)
         self.bundle.report(bundles.STARTED, {"startTime": started, "nodes": nodes})
         properties = self.request["properties"]
-        if node_names is not None:
-            from batchai_cli.engines import slurm
+        if agents is None and node_names is not None:
+            from batchai_cli.engines import slurm_step
 
-            agents = slurm.AgentStep(self.job_id, node_names, self.bundle)
-        else:
+            agents = slurm_step.AgentStep(self.job_id, node_names, self.bundle)
+        elif agents is None:
             agents = LocalAgents(self.job_id, nodes, node_ids, self.bundle)
         limit = wall_clock_seconds(properties)
         essential = self._essential_tasks(properties, len(nodes))
@@ -155,15 +160,17 @@ class Runner:
             if task in essential and result.get("exitCode") is not None and exit_code in (None, 0):
                 exit_code = result["exitCode"]
         if reason == "slurm":
-            from batchai_cli.engines import slurm
+            from batchai_cli.engines import slurm_step
 
             slurm_job = os.environ.get("SLURM_JOB_ID", "?")
-            errors.append(batchai_error("SlurmJobEnded", slurm.state_message(slurm_job), slurmJobId=slurm_job))
+            errors.append(batchai_error("SlurmJobEnded", slurm_step.state_message(slurm_job), slurmJobId=slurm_job))
         elif reason and reason != "wallclock":
             errors.append(stop_error(reason, started=True))
         return self._report_end(exit_code, errors, started)
 
     def _essential_tasks(self, properties: dict, node_count: int) -> list[int]:
+        from batchai_cli.agent import toolkits  # here: the agents are started without waiting for it
+
         cluster = toolkits.Cluster(hosts=["127.0.0.1"] * node_count, ports=[])
         tasks = [
             task
@@ -242,7 +249,7 @@ def _now() -> str:
 
 
 def wall_clock_seconds(properties: dict) -> float | None:
-    from batchai_cli.config.checks import parse_duration
+    from batchai_cli.durations import parse_duration
 
     text = (properties.get("constraints") or {}).get("maxWallClockTime")
     parsed = parse_duration(text) if text else None
@@ -250,6 +257,8 @@ def wall_clock_seconds(properties: dict) -> float | None:
 
 
 def _free_ports(count: int) -> list[int]:
+    import socket
+
     sockets, ports = [], []
     for _ in range(count):
         sock = socket.socket()
@@ -261,9 +270,12 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def run_slurm(bundle_path: str) -> int:
-    """The batch script of a Slurm job: the job's nodes are the allocation's."""
-    from batchai_cli.engines import slurm
+def run_slurm(bundle_path: str, srun_pid: int | None = None) -> int:
+    """The batch script of a Slurm job: the job's nodes are the allocation's. `srun_pid` is the
+    agents' step, which the batch script started before it became this runner."""
+    import socket
+
+    from batchai_cli.engines import slurm_step
 
     job_bundle = bundles.adopt(bundle_path)
     runner = Runner(job_bundle, slurm=True)
@@ -271,13 +283,19 @@ def run_slurm(bundle_path: str) -> int:
         bundles.RUNNER, {"host": socket.gethostname(), "pid": os.getpid(), "slurmJobId": os.environ.get("SLURM_JOB_ID")}
     )
     runner.install_signals()
+    names = slurm_step.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
+    node_count = int(runner.request["properties"]["nodeCount"])
+    node_names = names[:node_count]
+    agents = None
+    if srun_pid is not None:
+        agents = slurm_step.AgentStep(runner.job_id, node_names, job_bundle, srun_pid=srun_pid)
     reason = runner.stop_reason()
     if reason:  # terminated (or found lost) before Slurm started it
+        if agents is not None:
+            agents.signal(signal.SIGTERM)  # they are waiting for a launch that will not come
         runner.end_unstarted(reason)
         return 0
-    names = slurm.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
-    node_count = int(runner.request["properties"]["nodeCount"])
-    runner.run(list(range(node_count)), names[:node_count], node_names=names[:node_count])
+    runner.run(list(range(node_count)), node_names, node_names=node_names, agents=agents)
     return 0
 
 
@@ -285,10 +303,10 @@ def main(argv: list[str]) -> int:
     private.enter()
     try:
         if argv[:1] == ["--slurm"]:
-            return run_slurm(argv[2])
-        from batchai_cli.engines import local
+            return run_slurm(argv[2], int(argv[3]) if len(argv) > 3 else None)
+        from batchai_cli.engines import local_queue
 
-        return local.run_queued(argv[0])
+        return local_queue.run_queued(argv[0])
     except Exception as exc:  # the log file is the only witness; the next look at the job reconciles
         log.warning("runner failed: %s", exc)
         import traceback

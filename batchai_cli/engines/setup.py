@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
         thread.start()
     for thread in threads:
         thread.join()
-    from batchai_cli.engines.local import wake_runners
+    from batchai_cli.engines.local_queue import wake_runners
 
     db = state.open_state()
     wake_runners(db, rid.key)

@@ -1,8 +1,12 @@
 """The slurm engine: a job is one Slurm batch job, and its agents one `srun` step in it.
 
-    sbatch --nodes=N --ntasks-per-node=1 --exclusive ...  job.sbatch
-      job.sbatch:  python -m batchai_cli.engines.runner --slurm <job-id>      (on the first node)
-        srun --nodes=N --ntasks=N --ntasks-per-node=1 python -m batchai_cli.agent run-slurm <job-id>
+    sbatch --nodes=N --ntasks-per-node=1 --exclusive ...  job.sbatch       (on the first node:)
+      job.sbatch:  srun --nodes=N --ntasks=N --ntasks-per-node=1 python -m batchai_cli.agent run-slurm <job-id> &
+                   exec python -m batchai_cli.engines.runner --slurm <job-id> <bundle> <srun pid>
+
+The script starts the agents' step first, so Slurm sets it up while the runner's interpreter
+starts; the runner adopts srun (its child once exec has run) and writes the launch the agents
+wait for (batch_script).
 
 Slurm queues the job and picks its nodes, so the runner does not wait in batchai's queue; it
 enforces maxWallClockTime, terminate and the job's end exactly as on a local cluster, and each
@@ -27,16 +31,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import signal
-import subprocess
-import sys
 
 from batchai_cli import log
 from batchai_cli.engines.base import Engine, NodeView
+from batchai_cli.engines.slurm_step import agent_step_argv, in_allocation, node_addresses, run
 from batchai_cli.errors import EngineError
 
 NICE = {"high": 0, "normal": 1000, "low": 2000}
-COMMAND_TIMEOUT = 30.0
 RUNNER_GRACE_MINUTES = 1
 # Slurm job states in which the batch script may still run (or is about to).
 ACTIVE_STATES = {
@@ -55,63 +56,6 @@ ACTIVE_STATES = {
     "RESV_DEL_HOLD",
     "SPECIAL_EXIT",
 }
-CONTROLLER_HINT = (
-    "Check that slurmctld is running and answering (sinfo should list the partitions) and that "
-    "SLURM_CONF or /etc/slurm/slurm.conf names it."
-)
-
-
-# -- running Slurm's commands -------------------------------------------------------------------
-
-
-def run(argv: list[str], *, what: str) -> str:
-    """Run a Slurm client command; its stdout, or an EngineError saying what failed and what to check."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise EngineError(
-            f"Cannot {what}: Slurm's {argv[0]} is not on PATH.",
-            hint="Install Slurm's client commands (apt-get install slurm-client, or slurm-wlm) or fix PATH.",
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise EngineError(
-            f"Cannot {what}: {argv[0]} did not answer within {COMMAND_TIMEOUT:.0f} s (slurmctld is not answering).",
-            hint=CONTROLLER_HINT,
-        ) from None
-    if done.returncode != 0:
-        raise EngineError(f"Cannot {what}: {_last_line(argv[0], done.stderr or done.stdout)}", hint=_hint(done.stderr))
-    return done.stdout
-
-
-def _last_line(program: str, text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return f"{program} failed with no message."
-    line = lines[-1]
-    for prefix in (f"{program}: error: ", f"{program}: fatal: ", "slurm_load_jobs error: "):
-        line = line.removeprefix(prefix)
-    return f"{program}: {line}"
-
-
-def _hint(stderr: str) -> str:
-    text = stderr.lower()
-    if (
-        "unable to contact slurm controller" in text
-        or "connection refused" in text
-        or "slurm_conf" in text
-        or "configuration file" in text
-        or "zero bytes were transmitted" in text
-    ):
-        return CONTROLLER_HINT
-    if "munge" in text or "authentication" in text:
-        return "Check that munged runs on this machine with the cluster's key (munge -n | unmunge should work)."
-    if "partition" in text:
-        return "Check the cluster's engine partition against the partitions sinfo lists."
-    if "account" in text or "association" in text:
-        return "Check the cluster's engine account (sacctmgr show assoc user=$USER lists yours)."
-    return "Run the same Slurm command by hand to see more; slurmctld's log may say why."
-
-
 # -- submitting and watching a job --------------------------------------------------------------
 
 
@@ -119,16 +63,11 @@ def submit(job_id: str, name: str, properties: dict, engine: dict, bundle_path: 
     """Submit a job's runner with sbatch; returns the Slurm job id. The bundle must be on a file
     system the nodes share (it holds the request, the batch script, runner.log and the reports)."""
     from batchai_cli import private
-    from batchai_cli.procs import python_module
 
     nodes = int(properties["nodeCount"])
     script = os.path.join(bundle_path, "job.sbatch")
-    argv = python_module("batchai_cli.engines.runner", "--slurm", job_id, bundle_path)
-    runner = " ".join(_quote(arg) for arg in argv)
     with os.fdopen(private.open_file(script, os.O_WRONLY | os.O_TRUNC), "w") as handle:
-        # Signals are ignored until the runner has its handlers: a terminate in that window is
-        # not lost, the runner reads the bundle's stop request before it starts anything.
-        handle.write(f"#!/bin/sh\ntrap '' TERM INT USR1\nexec {runner}\n")
+        handle.write(batch_script(job_id, nodes, bundle_path))
     log_path = os.path.join(bundle_path, "runner.log")
     argv = [
         "sbatch",
@@ -165,6 +104,35 @@ def submit(job_id: str, name: str, properties: dict, engine: dict, bundle_path: 
         argv.append(f"--time={minutes}")
     out = run([*argv, script], what="submit the job to Slurm")
     return out.strip().split(";")[0]
+
+
+def batch_script(job_id: str, nodes: int, bundle_path: str) -> str:
+    """The job's batch script. Its first command starts the agents' srun step, so Slurm sets the
+    step up while the runner's interpreter starts; then it becomes the runner (exec keeps its pid,
+    so srun is the runner's child), which writes the launch the agents wait for. Signals are
+    ignored until the runner has its handlers: a terminate in that window is not lost, the runner
+    reads the bundle's stop request before it lets the agents go on. srun runs with the signals
+    it would have had from the runner, and the runner's umask (077), keeping the user's own for
+    the job's processes (private.py)."""
+    from batchai_cli import private
+    from batchai_cli.procs import python_module
+
+    step = " ".join(_quote(arg) for arg in agent_step_argv(job_id, nodes, bundle_path))
+    runner = " ".join(
+        _quote(arg) for arg in python_module("batchai_cli.engines.runner", "--slurm", job_id, bundle_path)
+    )
+    return (
+        "#!/bin/sh\n"
+        "trap '' TERM INT USR1\n"
+        "rm -f result-*.json pgids-* stop-agents\n"
+        "(\n"
+        f'  export {private.JOB_UMASK_VARIABLE}="${{{private.JOB_UMASK_VARIABLE}:-$(umask)}}"\n'
+        f"  umask {private.PRIVATE_UMASK:03o}\n"
+        "  trap - TERM USR1\n"
+        f"  exec {step}\n"
+        ") </dev/null &\n"
+        f'exec {runner} "$!"\n'
+    )
 
 
 def partition_time_limit(partition: str) -> int | None:
@@ -241,15 +209,6 @@ def _why(state: str) -> str:
     }.get(state, "its runner ended early (killed or crashed).")
 
 
-def state_message(slurm_job: str) -> str:
-    """What the runner records when Slurm itself stopped the job. Slurm shows the job COMPLETING
-    until its runner exits, so why it was stopped cannot be told yet."""
-    return (
-        f"Slurm stopped the job (Slurm job {slurm_job}) before it ended: it was cancelled in Slurm (scancel, "
-        "an administrator), reached a Slurm time limit, or lost a node."
-    )
-
-
 def cancel(slurm_job: str) -> str | None:
     """Stop a Slurm job: a pending one is removed from the queue (returns "PENDING"); a running one's
     runner gets SIGTERM and stops the job itself. Returns the state it was in (None: gone)."""
@@ -273,120 +232,7 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-# -- inside the allocation: the agents' step ----------------------------------------------------
-
-
-class AgentStep:
-    """The job's agents as one srun step (one task per node), with the interface the runner uses
-    for its agents: running(), task_done(task), signal(sig), how(task), where(task)."""
-
-    # Our batch script runs exactly one srun, so its step is the job's step 0.
-    STEP = 0
-
-    def __init__(self, job_id: str, node_names: list[str], job_bundle):
-        self.slurm_job = os.environ["SLURM_JOB_ID"]
-        self.job_id, self.bundle_path = job_id, job_bundle.path
-        self.result_path = job_bundle.result_path
-        self.node_names = node_names
-        self.stop_mark = stop_mark(job_bundle.path)
-        shared_dir = job_bundle.path
-        node_count = len(node_names)
-        # slurmstepd starts tasks with signals unblocked, so an agent would die of a SIGTERM sent
-        # before its handlers are in place (a short task 0 ends before the idle nodes' agents have
-        # started). The agents start with SIGTERM ignored instead, and look for the stop mark,
-        # written before any signal, once their handlers are in place.
-        argv = [
-            "srun",
-            f"--nodes={node_count}",
-            f"--ntasks={node_count}",
-            "--ntasks-per-node=1",
-            "--kill-on-bad-exit=0",
-            f"--output={os.path.join(shared_dir, 'agent-%t.log')}",
-            "sh",
-            "-c",
-            'trap \'\' TERM INT; exec "$0" "$@"',
-            sys.executable,
-            "-m",
-            "batchai_cli.agent",
-            "run-slurm",
-            job_id,
-            job_bundle.path,
-        ]
-        self.srun = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-        self.killed = False
-
-    def running(self) -> bool:
-        return self.srun.poll() is None
-
-    def task_done(self, task: int) -> bool:
-        return self.srun.poll() is not None or os.path.exists(self.result_path(task))
-
-    def signal(self, sig: int) -> None:
-        """Signal every process of the step on every node (srun itself would kill them at once on
-        SIGTERM). SIGKILL is sent once; the runner repeats its signals."""
-        if not self.running() or (sig == signal.SIGKILL and self.killed):
-            return
-        self.killed = self.killed or sig == signal.SIGKILL
-        with open(self.stop_mark, "a"):
-            pass
-        name = signal.Signals(sig).name.removeprefix("SIG")
-        try:
-            run(["scancel", f"--signal={name}", f"{self.slurm_job}.{self.STEP}"], what="signal the job's agents")
-        except EngineError as exc:
-            if "invalid job id" not in exc.message.lower():  # else the step has ended meanwhile
-                print(f"warning: {exc}", file=sys.stderr, flush=True)
-
-    def where(self, task: int) -> str:
-        node = self.node_names[task] if task < len(self.node_names) else "?"
-        return f"node {node} (task {task})"
-
-    def how(self, task: int) -> str:
-        return f"ended (srun exited with code {self.srun.returncode})"
-
-    def recover(self, task: int) -> None:
-        """Ship what task's dead agent left in its node's spool, on that node, inside the job's
-        allocation (the runner still holds it)."""
-        node = self.node_names[task]
-        argv = in_allocation(
-            self.slurm_job,
-            node,
-            [sys.executable, "-m", "batchai_cli.agent", "recover", self.job_id, str(task), node, self.bundle_path],
-        )
-        try:
-            run(argv, what=f"recover the logs of task {task} on node {node}")
-        except EngineError as exc:
-            print(f"warning: {exc}", file=sys.stderr, flush=True)
-
-
-def stop_mark(shared_dir: str) -> str:
-    """The file that tells a Slurm job's agents to stop, should they start after the signal."""
-    return os.path.join(shared_dir, "stop-agents")
-
-
-def hostnames(nodelist: str) -> list[str]:
-    """Slurm's compact node list (n[1-2],gpu3) as names, in Slurm's order."""
-    if not nodelist:
-        return []
-    return run(["scontrol", "show", "hostnames", nodelist], what="expand the job's node list").split()
-
-
-def node_addresses(names: list[str] | None = None) -> dict[str, str]:
-    """NodeAddr of Slurm nodes (all of them when names is None)."""
-    argv = ["scontrol", "show", "node", "-o"] + ([",".join(names)] if names else [])
-    addresses = {}
-    for line in run(argv, what="look up the nodes' addresses").splitlines():
-        fields = dict(re.findall(r"(\w+)=(\S*)", line))
-        if "NodeName" in fields:
-            addresses[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
-    return addresses
-
-
 NODE_EXEC_WAIT = 30  # seconds `cluster node exec` waits for a busy node
-
-
-def in_allocation(slurm_job: str, node: str, argv: list[str]) -> list[str]:
-    """argv as one more step of a running Slurm job, on one of its nodes, beside the job's own steps."""
-    return ["srun", "--quiet", "--overlap", f"--jobid={slurm_job}", "-w", node, "-N1", "-n1", *argv]
 
 
 # -- partitions ---------------------------------------------------------------------------------
@@ -561,14 +407,14 @@ class SlurmEngine(Engine):
     def lost(self, runs: list[dict]) -> dict[str, list[dict]]:
         """Runs whose Slurm job ended or vanished without the runner reporting the end. One squeue
         for all; scontrol only for those squeue no longer lists (to tell why they ended)."""
-        by_job = {run["runner"]["slurm_job_id"]: run for run in runs if (run.get("runner") or {}).get("slurm_job_id")}
+        by_job = {r["runner"]["slurm_job_id"]: r for r in runs if (r.get("runner") or {}).get("slurm_job_id")}
         try:
             active = active_states(list(by_job))
         except EngineError as exc:
             log.warning("Cannot check the jobs in Slurm: %s", exc)
             return {}
         lost = {}
-        for slurm_job, run in by_job.items():
+        for slurm_job, job_run in by_job.items():
             if slurm_job in active:
                 continue
             try:
@@ -578,13 +424,13 @@ class SlurmEngine(Engine):
                 continue
             if not errors:
                 continue
-            if run["phase"] == "terminating":
+            if job_run["phase"] == "terminating":
                 # A terminate that stopped the job before its runner could record it.
                 errors = [
                     {"code": "JobTerminated", "message": "The job was terminated by the user.", "details": None},
                     *errors,
                 ]
-            lost[run["job_key"]] = errors
+            lost[job_run["job_key"]] = errors
         return lost
 
     def after_lost(self, run: dict, body: dict) -> None:

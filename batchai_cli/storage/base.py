@@ -18,20 +18,23 @@ through one Store.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import ClassVar
 
 from batchai_cli.errors import StorageError
+
+# typing is for the type checker only: a node's agent starts faster without importing it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
+
+# hashlib, tempfile, pathlib and concurrent.futures are imported where they are used: a node's
+# agent imports this module for its log shipping, and starts faster without them.
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just transferred (an increment, from any thread)."""
@@ -89,6 +92,8 @@ def parent_path(path: str) -> str:
 
 def check_md5(data: bytes, content_md5: bytes | None) -> bytes:
     """The MD5 of `data`; StorageError when a caller-given `content_md5` does not match it."""
+    import hashlib
+
     actual = hashlib.md5(data).digest()
     if content_md5 is not None and content_md5 != actual:
         raise StorageError(
@@ -100,6 +105,8 @@ def check_md5(data: bytes, content_md5: bytes | None) -> bytes:
 
 def file_md5(local_path: str | os.PathLike[str], *, chunk_size: int = 4 * MiB) -> bytes:
     """MD5 of a local file, read in chunks so memory stays bounded."""
+    import hashlib
+
     digest = hashlib.md5()
     with open(local_path, "rb") as f:
         while chunk := f.read(chunk_size):
@@ -278,7 +285,8 @@ class Store(ABC):
         self, path: str, local_path: str | os.PathLike[str], content_type: str | None, progress: Progress | None
     ) -> Entry:
         """upload_file for a file small enough to hold in memory: one write()."""
-        data = Path(local_path).read_bytes()
+        with open(local_path, "rb") as handle:
+            data = handle.read()
         entry = self.write(path, data, content_type=content_type)
         if progress:
             progress(len(data))
@@ -302,6 +310,9 @@ class Store(ABC):
         entry = self.stat(path)
         if entry.is_dir:
             raise IsADirectoryError(f"'{path}' is a directory")
+        import tempfile
+        from pathlib import Path
+
         target = Path(local_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
@@ -368,6 +379,8 @@ def run_parallel(func: Callable[[int], None], items: range | list[int], max_conc
         for item in items:
             func(item)
         return
+    from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+
     with ThreadPoolExecutor(max_workers=min(max_concurrency, len(items))) as pool:
         futures: list[Future[None]] = [pool.submit(func, item) for item in items]
         _, not_done = wait(futures, return_when=FIRST_EXCEPTION)

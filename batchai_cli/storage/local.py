@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,6 +106,8 @@ class LocalStore(Store):
         return self.stat(path)
 
     def _write_temp(self, target: Path, data: bytes) -> str:
+        import tempfile  # here: a node's agent, which only appends, starts faster
+
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -144,6 +145,8 @@ class LocalStore(Store):
             raise IsADirectoryError(f"The store's root is a directory: {self.root}")
         target = self._local(path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TMP_SUFFIX)
         try:
             with open(local_path, "rb") as source, os.fdopen(fd, "wb") as dest:

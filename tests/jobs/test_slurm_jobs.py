@@ -227,3 +227,40 @@ def _states(lab) -> list[str]:
     listing = lab.batchai("job", "list", "-g", "rg", "-w", "ws", "-e", "exp", "--query", "[].executionState")
     assert listing.code == 0, listing.err
     return listing.json()
+
+
+@pytest.mark.parametrize("nodelist", ["n1", "n2", "n1,n2", "n[1-2]", "n[1,2]", "gpu[01-03],n1", "a-b_c"])
+def test_node_lists_expand_as_scontrol_expands_them(slurm, monkeypatch, nodelist):
+    """A plain list is split without asking Slurm (the runner's path to its agents' srun); the
+    names are the ones `scontrol show hostnames` gives, in its order."""
+    from batchai_cli.engines.slurm_step import hostnames
+
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    assert hostnames(nodelist) == slurm.run("scontrol", "show", "hostnames", nodelist).stdout.split()
+
+
+def test_a_job_stopped_as_slurm_starts_it_stops_its_waiting_agents(slurm_lab, slurm, tmp_path):
+    """The batch script starts the agents' srun before the runner reads the bundle's stop request:
+    a job whose stop request is there when Slurm starts it ends as terminated before it started,
+    and its agents, waiting for a launch that never comes, stop (nothing is left running)."""
+    lab = slurm_lab
+    out = tmp_path / "out"
+    assert lab.submit("late", custom("echo ran", out), cluster="s").code == 0
+    slurm_id = slurm_job_id(slurm, "late")
+    assert slurm.run("scontrol", "hold", slurm_id).returncode == 0  # pending until released
+    job_uuid = lab.show("late")["jobOutputDirectoryPathSegment"].rsplit("/", 1)[-1]
+    bundle = os.path.join(os.environ["BATCHAI_SHARED_DIR"], "jobs", job_uuid)
+    # What `job terminate` writes first; its scancel came too late to keep the job from starting.
+    with open(os.path.join(bundle, "stop.json"), "w") as handle:
+        json.dump({"reason": "JobTerminated"}, handle)
+    assert slurm.run("scontrol", "release", slurm_id).returncode == 0
+    until(lambda: not slurm.run("squeue", "-h", "-j", slurm_id).stdout.strip(), what="the Slurm job's end")
+    shown = lab.show("late")
+    assert shown["executionState"] == "failed"
+    assert [e["message"] for e in shown["executionInfo"]["errors"]] == ["The job was terminated before it started."]
+    assert not (out / shown["jobOutputDirectoryPathSegment"]).exists()  # no agent got as far as its logs
+    # The agent stopped by itself when the runner said so, not killed when Slurm ended the job.
+    until(lambda: os.path.exists(os.path.join(bundle, "agent-0.log")), what="the agent's log")
+    with open(os.path.join(bundle, "agent-0.log")) as log:
+        assert "The job was stopped before its runner gave this node its launch." in log.read()
+    assert not job_processes(shown["id"])

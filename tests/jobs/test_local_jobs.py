@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.fixtures import disks
 from tests.helpers import pids_running
 from tests.jobs.conftest import custom, pid_alive, until, wait_for_text, wait_state
 
@@ -223,13 +224,8 @@ def test_a_hundred_megabytes_written_quickly_all_arrive(lab, tmp_path):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MB file system for the job's output folder (a tmpfs; the tests run as root)."""
-    import subprocess
-
-    folder = tmp_path / "small"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], check=True)
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=True)
+    with disks.small_disk(tmp_path / "small") as folder:
+        yield folder
 
 
 def test_a_full_output_disk_fails_the_job_and_keeps_the_log(lab, small_disk, monkeypatch):

@@ -341,7 +341,9 @@ class AgentStep:
         return f"node {node} (task {task})"
 
     def how(self, task: int) -> str:
-        return f"ended (srun exited with code {self.srun.returncode})"
+        how = f"srun exited with code {self.srun.returncode}"
+        trouble = node_trouble(self.node_names[task]) if task < len(self.node_names) else None
+        return f"ended ({how}; {trouble})" if trouble else f"ended ({how})"
 
     def recover(self, task: int) -> None:
         """Ship what task's dead agent left in its node's spool, on that node, inside the job's
@@ -426,6 +428,20 @@ def default_partition() -> str:
         if word.endswith("*"):
             return word[:-1]
     raise EngineError("Slurm has no default partition.", hint="Set engine.partition in cluster.json.")
+
+
+def node_trouble(node: str) -> str | None:
+    """What Slurm says is wrong with a node ("Slurm has node n1 down: Not responding"), or None when
+    the node is well (or Slurm cannot be asked): why an agent's step ended under it."""
+    try:
+        out = run(["sinfo", "-N", "-h", "-n", node, "-o", "%T|%E"], what=f"ask Slurm about node {node}")
+    except EngineError:
+        return None
+    state, _, reason = (out.splitlines() or [""])[0].partition("|")
+    if not state or node_state_kind(state) not in ("unusable", "leaving"):
+        return None
+    reason = reason.strip()
+    return f"Slurm has node {node} {state}" + (f": {reason}" if reason and reason != "none" else "")
 
 
 def node_state_kind(state: str) -> str:

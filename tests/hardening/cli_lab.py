@@ -24,8 +24,8 @@ class CliLab:
         work.mkdir(parents=True, exist_ok=True)
         self.home = home or work / "home"
         self.home.mkdir(mode=0o700, exist_ok=True)
-        self.env = {**os.environ, "BATCHAI_HOME": str(self.home), "NO_COLOR": "1", **(env or {})}
-        self.env.pop("BATCHAI_SHARED_DIR", None)
+        inherited = {name: value for name, value in os.environ.items() if name != "BATCHAI_SHARED_DIR"}
+        self.env = {**inherited, "BATCHAI_HOME": str(self.home), "NO_COLOR": "1", **(env or {})}
         admin = ("-u", "u", "-p", "Passw0rd!")
         for args in (
             ("workspace", "create", "-g", "rg", "-n", "ws", "-l", "eastus"),
@@ -34,6 +34,14 @@ class CliLab:
         ):
             done = self.cli(*args, "-o", "none")
             assert done.returncode == 0, done.stderr
+
+    def cluster(self, name: str, nodes: int, *extra: str) -> None:
+        """Another cluster, `extra` as `cluster create` takes it (e.g. -f cluster.json)."""
+        admin = ("-u", "u", "-p", "Passw0rd!")
+        done = self.cli(
+            "cluster", "create", *self.group, "-n", name, "-s", "Standard_NC6", "-t", str(nodes), *admin, *extra
+        )
+        assert done.returncode == 0, done.stderr
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "batchai_cli", *args]

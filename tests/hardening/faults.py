@@ -117,6 +117,7 @@ class Writer:
     lines: int
     seconds: float
     gated: bool = True
+    at_end: int | None = None  # what it had written when its job was seen ended
 
     def __post_init__(self):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -152,7 +153,7 @@ def check_bytes(
     """Count what `stored` (the job's stdout.txt) lacks of what the writer wrote. `kept`: the bytes
     of it the node's spool holds, which is all an agent killed before shipping can answer for;
     `declared`: the bytes the job's errors say were lost (a full disk), counted apart."""
-    acked = writer.acked()
+    acked = writer.acked() if writer.at_end is None else writer.at_end
     result.bytes_written += acked
     expected = stream(writer.lines)
     if stored != expected[: len(stored)]:
@@ -177,13 +178,21 @@ def stdout_of(shown: dict, writer: Writer) -> bytes:
         return b""
 
 
-def settle_and_linger(result: FaultResult, lab: CliLab, name: str, needles: list[str]) -> dict | None:
+def settle_and_linger(
+    result: FaultResult, lab: CliLab, name: str, writer: Writer, also: tuple[str, ...] = (), *, between=None
+) -> dict | None:
     """The job once final (None: there is none), noting it stuck when it is not within
-    SETTLE_SECONDS, or when a process of it is still alive LINGER_SECONDS after."""
+    SETTLE_SECONDS, or when a process of it (its writer, or one naming any of `also`) is still
+    alive LINGER_SECONDS after. What the writer had written when the job was seen final is what
+    stdout.txt must hold (writer.at_end). `between()` runs once the job is final, before the wait."""
     shown, settled = lab.settle(name, SETTLE_SECONDS)
+    writer.at_end = writer.acked()
+    if between is not None:
+        between()
     if not settled:
         result.stuck.append(f"{name} ({shown['executionState']} after {SETTLE_SECONDS:.0f} s)")
         return None
+    needles = (f"{writer.ack} ", *also)
     deadline = time.monotonic() + LINGER_SECONDS
     while (left := [pid for needle in needles for pid in pids_running(needle)]) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -208,14 +217,16 @@ def _errors_of(shown: dict) -> list[dict]:
     return (shown.get("executionInfo") or {}).get("errors") or []
 
 
-def note_outcome(result: FaultResult, name: str, shown: dict | None, expected_codes: set[str]) -> None:
+def note_outcome(result: FaultResult, name: str, shown: dict | None, expected: set[str], *, count: bool = True) -> None:
+    """Count the job's outcome (unless `count` is False: the caller counts it its own way); a
+    failure must carry one of the `expected` error codes, and every error a clear message."""
+    if count:
+        result.outcomes[_outcome(shown)] += 1
     if shown is None:
-        result.outcomes["no job left"] += 1
         return
     codes = [error["code"] for error in _errors_of(shown)]
-    result.outcomes[shown["executionState"] + (f" {codes[0]}" if codes else "")] += 1
-    if shown["executionState"] == "failed" and not (set(codes) & expected_codes):
-        result.errors.append(f"{name}: failed with {codes or 'no error'}; expected one of {sorted(expected_codes)}")
+    if shown["executionState"] == "failed" and not (set(codes) & expected):
+        result.errors.append(f"{name}: failed with {codes or 'no error'}; expected one of {sorted(expected)}")
     for error in _errors_of(shown):
         if not error.get("message") or "Unexpected error" in error["message"] or "Traceback" in error["message"]:
             result.errors.append(f"{name}: unclear error {error}")
@@ -261,7 +272,7 @@ def kill_create(work: Path, tries: int, *, seed: int = 1) -> FaultResult:
         if process.returncode not in (0, -signal.SIGKILL):
             result.errors.append(f"{name}: job create exited {process.returncode}: {err.decode()[-300:]}")
         result.tries += 1
-        shown = settle_and_linger(result, lab, name, [f"/{name} ", f"{writer.ack} "])
+        shown = settle_and_linger(result, lab, name, writer, (f"/{name} ",))
         note_outcome(result, name, shown, {"JobStartFailed"})
         if shown is not None and shown["executionState"] == "succeeded":
             check_bytes(result, name, stdout_of(shown, writer), writer)
@@ -296,7 +307,7 @@ def _kill_job_process(
         time.sleep(rng.uniform(0, writer.seconds + 0.3))
         with contextlib.suppress(ProcessLookupError):
             os.kill(pids[0], signal.SIGKILL)
-        shown = settle_and_linger(result, lab, name, [f"{job_id} ", f"{writer.ack} "])
+        shown = settle_and_linger(result, lab, name, writer, (f"{job_id} ",))
         writer.release()
         note_outcome(result, name, shown, expected)
         if shown is not None:
@@ -393,7 +404,7 @@ def azurite_outage_jobs(work: Path, *, outage: float = 20.0) -> FaultResult:
         azurite.outage(outage)
         for name, writer in writers.items():
             result.tries += 1
-            shown = settle_and_linger(result, lab, name, [f"{writer.ack} "])
+            shown = settle_and_linger(result, lab, name, writer)
             note_outcome(result, name, shown, {"LogShippingFailed", "OutputUploadFailed"})
             if shown is None:
                 continue
@@ -551,7 +562,7 @@ def disk_full_home(work: Path, tries: int) -> FaultResult:
                     if not clear:
                         result.errors.append(f"{name}: job create on a full home said: {done.stderr.strip()[-300:]}")
                     result.outcomes["create refused: disk full"] += 1
-                    shown = settle_and_linger(result, lab, name, [f"{writer.ack} "])
+                    shown = settle_and_linger(result, lab, name, writer)
                     if shown is not None and shown["executionState"] == "succeeded":
                         check_bytes(result, name, stdout_of(shown, writer), writer)
                     continue
@@ -562,7 +573,7 @@ def disk_full_home(work: Path, tries: int) -> FaultResult:
                 while not writer.acked() and time.monotonic() < deadline:
                     time.sleep(0.05)
                 fill(home)
-            shown = settle_and_linger(result, lab, name, [f"{writer.ack} "])
+            shown = settle_and_linger(result, lab, name, writer)
             note_outcome(result, name, shown, {"DiskFull", "LogShippingFailed"})
             if shown is not None:
                 check_bytes(result, name, stdout_of(shown, writer), writer, declared=_declared_lost(shown))
@@ -599,7 +610,7 @@ def disk_full_logs(work: Path, tries: int) -> FaultResult:
                 time.sleep(2)
                 os.unlink(logs / "filler")
             result.tries += 1
-            shown = settle_and_linger(result, lab, name, [f"{writer.ack} "])
+            shown = settle_and_linger(result, lab, name, writer)
             note_outcome(result, name, shown, {"LogShippingFailed"})
             if shown is None:
                 continue
@@ -620,3 +631,69 @@ def disk_full_logs(work: Path, tries: int) -> FaultResult:
 def _spool_bytes(lab: CliLab, name: str) -> bytes:
     spools = list((lab.home / "nodes").glob(f"*/jobs/ws/exp/{name}/spool/stdout.txt"))
     return spools[0].read_bytes() if spools else b""
+
+
+# -- a slurmd killed -------------------------------------------------------------------------------------
+
+
+def slurmd_killed(work: Path, slurm, tries: int, *, long_every: int = 0, seed: int = 5) -> FaultResult:
+    """SIGKILL the slurmd of the node a one-node Slurm job runs on (the one the fixture started),
+    at a random moment of the job, and start it again 2 to 8 s later: the job must end, succeeded
+    with every byte, or failed with a clear reason. Every `long_every`-th try (0: none) keeps it
+    down until Slurm has declared the node down (SlurmdTimeout) and the job ended with it: failed
+    with the reason, and every byte written before then in storage. `slurm` is
+    tests/fixtures/slurm.py's cluster; its nodes must not see the home (slurm.hidden)."""
+    import json
+
+    rng = random.Random(seed)
+    result = FaultResult("slurmd killed")
+    started = time.monotonic()
+    shared = work / "shared"
+    shared.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home = slurm.hidden / f"faults-{os.getpid()}-{int(time.time())}"
+    env = {"BATCHAI_SHARED_DIR": str(shared), "SLURM_CONF": str(slurm.conf)}
+    lab = CliLab(work, home=home, env=env)
+    cluster_file = work / "cluster.json"
+    cluster_file.write_text(json.dumps({"properties": {"engine": {"type": "slurm", "partition": "debug"}}}))
+    lab.cluster("s", len(slurm.nodes), "-f", str(cluster_file))
+    for number in range(tries):
+        name = f"slurmd{number}"
+        long = bool(long_every) and number % long_every == long_every - 1
+        seconds = 60.0 if long else 8.0
+        writer = Writer(work / name, int(1000 * seconds), seconds, gated=False)
+        lab.create(name, writer.properties(), cluster="s")
+        result.tries += 1
+        deadline = time.monotonic() + 60
+        while not writer.acked() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        node = slurm.run("squeue", "-h", "-n", f"batchai-{name}", "-o", "%N").stdout.strip()
+        if node not in slurm.nodes:
+            result.errors.append(f"{name}: Slurm does not show it running on a node (squeue: {node!r})")
+            continue
+        time.sleep(rng.uniform(0, 2))
+        slurm.kill_slurmd(node)
+        if long:  # the job ends with the node, seen by the next look; then the node comes back
+            shown = settle_and_linger(result, lab, name, writer, between=lambda node=node: slurm.start_slurmd(node))
+            result.outcomes["kept down: " + _outcome(shown)] += 1
+        else:
+            time.sleep(rng.uniform(2, 8))
+            slurm.start_slurmd(node)
+            shown = settle_and_linger(result, lab, name, writer)
+            result.outcomes["back in 2-8 s: " + _outcome(shown)] += 1
+        note_outcome(result, name, shown, {"NodeAgentDied", "SlurmJobEnded"}, count=False)
+        if shown is not None:
+            check_bytes(result, name, stdout_of(shown, writer), writer)
+        deadline = time.monotonic() + 60
+        while slurm.node_states().get(node) != "idle" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if slurm.node_states().get(node) != "idle":
+            result.errors.append(f"{name}: node {node} was not idle again 60 s after slurmd came back")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _outcome(shown: dict | None) -> str:
+    if shown is None:
+        return "no job"
+    codes = [error["code"] for error in _errors_of(shown)]
+    return shown["executionState"] + (f" {codes[0]}" if codes else "")

@@ -243,7 +243,8 @@ def check_state(result: FaultResult, lab: CliLab) -> None:
 
 
 def kill_create(work: Path, tries: int, *, seed: int = 1) -> FaultResult:
-    """SIGKILL `job create` at a random moment of its run (0 to 1.5 times how long one takes):
+    """SIGKILL `job create` at a random moment of its run (0 to 1.5 times how long one takes, or
+    every other try 0.6 to 1 times that):
     afterwards there is no job, or one that ends (ran, or failed JobStartFailed), and the one-node
     cluster's queue goes on (a job left queued for good would hold every later try: stuck)."""
     rng = random.Random(seed)
@@ -265,7 +266,8 @@ def kill_create(work: Path, tries: int, *, seed: int = 1) -> FaultResult:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        time.sleep(rng.uniform(0, 1.5 * span))
+        # Every other try in the last 40% of the run, where it writes the job and starts its runner.
+        time.sleep(rng.uniform(0, 1.5 * span) if number % 2 == 0 else rng.uniform(0.6 * span, span))
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
         _out, err = process.communicate(timeout=60)
@@ -697,3 +699,31 @@ def _outcome(shown: dict | None) -> str:
         return "no job"
     codes = [error["code"] for error in _errors_of(shown)]
     return shown["executionState"] + (f" {codes[0]}" if codes else "")
+
+
+# -- all of them -----------------------------------------------------------------------------------------
+
+
+def run_all(work: Path, *, kills: int, outage: float, disk_tries: int, slurmd_tries: int) -> list[FaultResult]:
+    """Every kind, as `make soak` runs them: `kills` SIGKILLs each of job create, the runner and the
+    agent; Azurite stopped `outage` s during jobs and during upload-batch; `disk_tries` full disks
+    under the home and under a log folder each; `slurmd_tries` slurmds killed (every third kept
+    down until Slurm declares the node down), on a Slurm cluster of its own."""
+    from tests.fixtures.slurm import start_slurm, stop_slurm
+
+    results = [
+        kill_create(work / "create", kills),
+        kill_runner(work / "runner", kills),
+        kill_agent(work / "agent", kills),
+        azurite_outage_jobs(work / "outage-jobs", outage=outage),
+        azurite_outage_upload(work / "outage-upload", outage=outage),
+        disk_full_home(work / "full-home", disk_tries),
+        disk_full_logs(work / "full-logs", disk_tries),
+    ]
+    if slurmd_tries:
+        slurm = start_slurm(work / "slurm")
+        try:
+            results.append(slurmd_killed(work / "slurmd", slurm, slurmd_tries, long_every=3))
+        finally:
+            stop_slurm(slurm)
+    return results

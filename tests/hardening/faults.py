@@ -323,29 +323,15 @@ def _kill_job_process(
 def kill_runner(work: Path, tries: int, *, seed: int = 2) -> FaultResult:
     """SIGKILL the job's runner: the next look fails the job (JobRunnerDied) and stops its
     processes; the agent, alive, ships all the job wrote."""
-    return _kill_job_process(
-        work,
-        tries,
-        seed=seed,
-        kind="SIGKILL runner",
-        needle="batchai_cli.engines.runner",
-        expected={"JobRunnerDied"},
-        agent=False,
-    )
+    needle, kind = "batchai_cli.engines.runner", "SIGKILL runner"
+    return _kill_job_process(work, tries, seed=seed, kind=kind, needle=needle, expected={"JobRunnerDied"}, agent=False)
 
 
 def kill_agent(work: Path, tries: int, *, seed: int = 3) -> FaultResult:
     """SIGKILL the job's agent: the runner fails the job (NodeAgentDied), stops its processes and
     ships what the node's spool holds."""
-    return _kill_job_process(
-        work,
-        tries,
-        seed=seed,
-        kind="SIGKILL agent",
-        needle="batchai_cli.agent run",
-        expected={"NodeAgentDied"},
-        agent=True,
-    )
+    needle, kind = "batchai_cli.agent run", "SIGKILL agent"
+    return _kill_job_process(work, tries, seed=seed, kind=kind, needle=needle, expected={"NodeAgentDied"}, agent=True)
 
 
 # -- Azurite stopped -----------------------------------------------------------------------------------

@@ -72,8 +72,10 @@ class FaultResult:
     bytes_lost: int = 0
     declared_lost: int = 0  # lost, and said so by an error (a disk that stayed full)
     in_pipe: int = 0  # agent kills: handed to the job's pipe, never read by the killed agent
+    kept_in_spool: int = 0  # not in storage, but in the node's spool where the job's error says
     errors: list[str] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)  # each failed job's errors, for the record
     seconds: float = 0.0
 
     def figure(self) -> str:
@@ -84,6 +86,8 @@ class FaultResult:
             parts.append(f"{self.declared_lost} declared lost by a DiskFull error")
         if self.in_pipe:
             parts.append(f"{self.in_pipe} in the pipe when the agent died")
+        if self.kept_in_spool:
+            parts.append(f"{self.kept_in_spool} not in storage but kept in the node's spool, as the error says")
         parts.append(f"{len(self.errors)} errors")
         return f"{self.kind}: " + ", ".join(parts) + f", {self.seconds:.0f} s"
 
@@ -101,6 +105,7 @@ def merge(results: list[FaultResult]) -> FaultResult:
         total.bytes_lost += result.bytes_lost
         total.declared_lost += result.declared_lost
         total.in_pipe += result.in_pipe
+        total.kept_in_spool += result.kept_in_spool
         total.errors += [f"{result.kind}: {error}" for error in result.errors]
         total.seconds += result.seconds
     return total
@@ -170,6 +175,26 @@ def check_bytes(
     result.bytes_lost += missing - min(missing, declared)
 
 
+def with_spool(result: FaultResult, lab: CliLab, name: str, shown: dict, writer: Writer, stored: bytes) -> bytes:
+    """`stored`, or, for a job failed saying its output is kept in the node's spool
+    (LogShippingFailed: "... they are kept in <spool>"), what that spool holds when it holds more:
+    those bytes are not lost, they are where the error says (counted in kept_in_spool). A failure
+    that says nothing of the kind, or a spool that differs from what the job wrote, is an error."""
+    if shown["executionState"] != "failed" or len(stored) >= (writer.at_end or 0):
+        return stored
+    spool = _spool_bytes(lab, name)
+    if not any(f"they are kept in {lab.home}" in error["message"] for error in _errors_of(shown)):
+        result.errors.append(f"{name}: failed without its output, and without saying where the output is kept")
+        return stored
+    if spool != stream(writer.lines)[: len(spool)]:
+        result.errors.append(f"{name}: the spool does not hold what the job wrote")
+        return stored
+    if len(spool) <= len(stored):
+        return stored
+    result.kept_in_spool += len(spool) - len(stored)
+    return spool
+
+
 def stdout_of(shown: dict, writer: Writer) -> bytes:
     path = writer.out / shown["jobOutputDirectoryPathSegment"] / "stdouterr" / "stdout.txt"
     try:
@@ -225,6 +250,8 @@ def note_outcome(result: FaultResult, name: str, shown: dict | None, expected: s
     if shown is None:
         return
     codes = [error["code"] for error in _errors_of(shown)]
+    if shown["executionState"] == "failed":
+        result.failures.append(f"{name}: " + "; ".join(f"{e['code']}: {e['message']}" for e in _errors_of(shown)))
     if shown["executionState"] == "failed" and not (set(codes) & expected):
         result.errors.append(f"{name}: failed with {codes or 'no error'}; expected one of {sorted(expected)}")
     for error in _errors_of(shown):
@@ -389,7 +416,9 @@ def azurite_outage_jobs(work: Path, *, outage: float = 20.0) -> FaultResult:
         while time.monotonic() < deadline and not all(w.acked() for w in writers.values()):
             time.sleep(0.1)
         time.sleep(0.5)
+        away = time.monotonic()
         azurite.outage(outage)
+        result.kind += f" (away {time.monotonic() - away:.1f} s)"
         for name, writer in writers.items():
             result.tries += 1
             shown = settle_and_linger(result, lab, name, writer)
@@ -397,7 +426,8 @@ def azurite_outage_jobs(work: Path, *, outage: float = 20.0) -> FaultResult:
             if shown is None:
                 continue
             base = f"{shown['jobOutputDirectoryPathSegment']}"
-            check_bytes(result, name, _read_blob(store, f"{base}/stdouterr/stdout.txt"), writer)
+            stored = _read_blob(store, f"{base}/stdouterr/stdout.txt")
+            check_bytes(result, name, with_spool(result, lab, name, shown, writer, stored), writer)
             if shown["executionState"] == "succeeded" and _read_blob(store, f"{base}/outputs/ack.txt") != (
                 writer.ack.read_bytes()
             ):
@@ -438,7 +468,9 @@ def azurite_outage_upload(work: Path, *, outage: float = 20.0, files: int = 160)
             time.sleep(0.02)
         if upload.poll() is not None:
             result.errors.append("upload-batch had ended before the outage began: make the source larger")
+        away = time.monotonic()
         azurite.outage(outage)
+        result.kind += f" (away {time.monotonic() - away:.1f} s)"
         try:
             _out, err = upload.communicate(timeout=outage + 300)
         except subprocess.TimeoutExpired:
@@ -603,14 +635,7 @@ def disk_full_logs(work: Path, tries: int) -> FaultResult:
             if shown is None:
                 continue
             stored = stdout_of(shown, writer)
-            spool = _spool_bytes(lab, name)
-            if shown["executionState"] == "failed":
-                if spool != stream(writer.lines)[: len(spool)]:
-                    result.errors.append(f"{name}: the spool does not hold what the job wrote")
-                    spool = b""
-                if not any(f"they are kept in {lab.home}" in e["message"] for e in _errors_of(shown)):
-                    result.errors.append(f"{name}: failed without saying where the output is kept")
-            check_bytes(result, name, max(stored, spool, key=len), writer)
+            check_bytes(result, name, with_spool(result, lab, name, shown, writer, stored), writer)
     check_state(result, lab)
     result.seconds = time.monotonic() - started
     return result

@@ -189,8 +189,9 @@ def main() -> int:
             f"{load.bytes_lost + survived.bytes_lost} of {load.bytes_expected + survived.bytes_written} "
             f"(load {load.bytes_lost}, faults {survived.bytes_lost})"
             + (f"; checksum differs: {', '.join(load.mismatched)}" if load.mismatched else "")
-            + (f"; {survived.declared_lost} more declared lost by a DiskFull error" if survived.declared_lost else "")
-            + (f"; {survived.in_pipe} in a killed agent's pipe" if survived.in_pipe else ""),
+            + (f"; {survived.declared_lost} declared lost by a DiskFull error" if survived.declared_lost else "")
+            + (f"; {survived.in_pipe} in a killed agent's pipe" if survived.in_pipe else "")
+            + (f"; {survived.kept_in_spool} kept in a spool, as an error says" if survived.kept_in_spool else ""),
         ),
     ]
     width = max(len(name) for name, _ in rows)

@@ -11,11 +11,12 @@ pytestmark = pytest.mark.integration
 
 
 def assert_survived(result: faults.FaultResult, *, tries: int, wrote: bool = True) -> None:
-    assert result.tries >= tries, result.figure()
-    assert result.stuck == [], result.figure()
-    assert result.errors == [], result.figure()
-    assert result.bytes_lost == 0, result.figure()
-    assert result.bytes_written > 0 or not wrote, result.figure()
+    told = "\n".join([result.figure(), *result.failures])
+    assert result.tries >= tries, told
+    assert result.stuck == [], told
+    assert result.errors == [], told
+    assert result.bytes_lost == 0, told
+    assert result.bytes_written > 0 or not wrote, told
 
 
 def test_sigkill_of_job_create(tmp_path):

@@ -70,7 +70,8 @@ bench-submit: $(STAMP) test-deps
 	$(BIN)/python bench/bench_submit.py $(BENCH_SUBMIT_ARGS)
 
 # The reliability suite's long run: 50 jobs x 1 MB/s for a minute under 4 CLI readers, 10,000 fuzzed
-# inputs, the leak test; prints one table (SOAK_JOBS, SOAK_SECONDS, SOAK_RATE, SOAK_READERS to scale it).
+# inputs, the leak test, the faults (SIGKILLs, Azurite outages, full disks, slurmd killed); prints one table
+# (SOAK_JOBS, SOAK_SECONDS, SOAK_RATE, SOAK_READERS, SOAK_KILLS, SOAK_OUTAGE, SOAK_DISK_TRIES, SOAK_SLURMD scale it).
 soak: $(STAMP) test-deps
 	$(BIN)/python -m tests.hardening.soak
 

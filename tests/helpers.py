@@ -57,3 +57,24 @@ def run_process(*args: str, env: dict | None = None, input: str | None = None, t
         **kwargs,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def pids_running(*parts: str) -> list[int]:
+    """The live processes (not zombies) whose command line, arguments joined by spaces, contains
+    every one of `parts`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            if not all(part in command for part in parts):
+                continue
+            with open(f"/proc/{entry}/stat") as handle:
+                if handle.read().rpartition(") ")[2][:1] in ("Z", "X"):
+                    continue
+        except OSError:
+            continue
+        found.append(int(entry))
+    return found

@@ -126,7 +126,7 @@ class NodeRun:
             )
             clean_node(layout.node_root(self.node_id), self.note)
             env, placed = self._prepare(volumes)
-            if self.terminated:
+            if self._stop_requested():
                 raise _Stop
             launches = self._plan(env)
             essential = bool([launch for launch in launches if launch.role != "ps"]) or self.task_index == 0
@@ -159,7 +159,7 @@ class NodeRun:
                 raise _Stop
             if not launches:
                 self.note("This node runs no process of its own for this toolkit; it waits for the job to end.")
-                while not self.terminated:
+                while not self._stop_requested():
                     time.sleep(0.2)
                 exit_code = 0
             else:
@@ -173,6 +173,15 @@ class NodeRun:
             self.note("Stopped: the job was terminated.")
         problems = self._upload(placed, volumes, stdouterr_key, store)
         return self._finish(exit_code, essential, problems)
+
+    def _stop_requested(self) -> bool:
+        """Whether the job is to stop: a signal came, or the bundle holds a stop request. The
+        request is what a node has when its runner is dead: whoever found that asked for a stop
+        before stopping the processes the agents had recorded (layout.kill_job_processes), so an
+        agent that records its processes after that finds the request."""
+        if not self.terminated and self.bundle.stop_reason():
+            self.terminated = True
+        return self.terminated
 
     def _on_term(self, _signum, _frame) -> None:
         self.terminated = True
@@ -309,6 +318,8 @@ class NodeRun:
         unless it succeeded and another failed."""
         threads = []
         started = []
+        if self._stop_requested():
+            raise _Stop
         for launch in launches:
             out, err = self.shipper.open(launch.stdout), self.shipper.open(launch.stderr)
             argv = self._argv(launch, env)
@@ -330,6 +341,8 @@ class NodeRun:
                 return None
             self.children.append(child)
             self._record_groups()
+            if self._stop_requested():  # asked for after the look above, before the record
+                self._on_term(None, None)
             started.append((launch, child))
             for pipe, stream in ((child.stdout, out), (child.stderr, err)):
                 thread = threading.Thread(target=_pump, args=(pipe, stream), daemon=True)

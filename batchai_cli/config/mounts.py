@@ -105,7 +105,10 @@ def patch_mount_volumes(volumes: dict, storage: Storage, path: tuple) -> dict:
                     Issue((*where, "azureFileUrl"), "Azure File URL cannot absent or be empty", anchor="parent")
                 )
                 continue
-            host = urlparse(url).netloc
+            try:
+                host = urlparse(url).netloc
+            except ValueError:  # e.g. an unclosed "[" (urllib takes it for an IPv6 address)
+                host = ""
             if "." not in host:
                 storage.issues.append(Issue((*where, "azureFileUrl"), f'Ill-formed Azure File URL "{url}"'))
                 continue

@@ -270,6 +270,20 @@ def default_partition() -> str:
     raise EngineError("Slurm has no default partition.", hint="Set engine.partition in cluster.json.")
 
 
+def node_trouble(node: str) -> str | None:
+    """What Slurm says is wrong with a node ("Slurm has node n1 down: Not responding"), or None when
+    the node is well (or Slurm cannot be asked): why an agent's step ended under it."""
+    try:
+        out = run(["sinfo", "-N", "-h", "-n", node, "-o", "%T|%E"], what=f"ask Slurm about node {node}")
+    except EngineError:
+        return None
+    state, _, reason = (out.splitlines() or [""])[0].partition("|")
+    if not state or node_state_kind(state) not in ("unusable", "leaving"):
+        return None
+    reason = reason.strip()
+    return f"Slurm has node {node} {state}" + (f": {reason}" if reason and reason != "none" else "")
+
+
 def node_state_kind(state: str) -> str:
     """A Slurm node state (sinfo %T) as a Batch AI node state: idle, running, preparing, leaving or
     unusable."""

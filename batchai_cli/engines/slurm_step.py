@@ -186,7 +186,11 @@ class AgentStep:
         return f"node {node} (task {task})"
 
     def how(self, task: int) -> str:
-        return f"ended (srun exited with code {self.srun.returncode})"
+        from batchai_cli.engines.slurm import node_trouble  # an agent died: worth asking Slurm why
+
+        how = f"srun exited with code {self.srun.returncode}"
+        trouble = node_trouble(self.node_names[task]) if task < len(self.node_names) else None
+        return f"ended ({how}; {trouble})" if trouble else f"ended ({how})"
 
     def recover(self, task: int) -> None:
         """Ship what task's dead agent left in its node's spool, on that node, inside the job's

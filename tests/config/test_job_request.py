@@ -195,12 +195,13 @@ def test_the_environment_key_serves_the_named_account_when_the_environment_names
     assert caught.value.message == MSG_CONFIGURE_KEY
 
 
-def test_ill_formed_file_url(tmp_path):
+@pytest.mark.parametrize("url", ["http://http://something/is/wrong", "https://[mystorage.file.core.windows.net/logs"])
+def test_ill_formed_file_url(tmp_path, url):
     doc = copy.deepcopy(RECIPE)
-    doc["properties"]["mountVolumes"]["azureFileShares"][0]["azureFileUrl"] = "http://http://something/is/wrong"
+    doc["properties"]["mountVolumes"]["azureFileShares"][0]["azureFileUrl"] = url
     with pytest.raises(InvalidConfig) as caught:
         build(tmp_path, doc)
-    assert caught.value.message == 'Ill-formed Azure File URL "http://http://something/is/wrong"'
+    assert caught.value.message == f'Ill-formed Azure File URL "{url}"'
 
 
 def test_option_mounts_are_appended_in_az_order(tmp_path):

@@ -9,7 +9,6 @@ holds, the messages that name the engine), so each test in test_contract.py read
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -17,6 +16,7 @@ from typing import NamedTuple
 import pytest
 
 from batchai_cli.agent.shell import mpi_host
+from tests.helpers import pids_running
 from tests.jobs.conftest import Lab, custom, lab, pid_alive, until  # noqa: F401 - the lab fixture, shared
 
 ENGINES = ("local", pytest.param("slurm", marks=pytest.mark.integration))
@@ -136,18 +136,7 @@ def slurm_job_id(slurm, name: str) -> str:
 def job_processes(job_id: str, *also: str) -> list[int]:
     """Live processes whose command line names the job (its runner, agents and Slurm steps), and
     each of `also`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if job_id in cmdline and all(part in cmdline for part in also) and pid_alive(int(entry)):
-            found.append(int(entry))
-    return found
+    return pids_running(job_id, *also)
 
 
 class EngineFolders(NamedTuple):

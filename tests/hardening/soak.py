@@ -8,9 +8,14 @@
   computed of what it wrote, and `pragma integrity_check` is run on state.db;
 - the fuzz (tests/hardening/test_fuzz.py) with BATCHAI_FUZZ_EXAMPLES cases per test (10,000 in all);
 - the leak test (tests/hardening/test_leaks.py);
+- the faults (tests/hardening/faults.py): SOAK_KILLS SIGKILLs (default 100) each of `job create`,
+  the runner and the agent at random moments; Azurite stopped SOAK_OUTAGE seconds (default 20)
+  during jobs writing to Blob and during upload-batch; SOAK_DISK_TRIES full disks (default 10) each
+  under $BATCHAI_HOME and under a log folder; SOAK_SLURMD slurmds killed mid-job (default 6);
 
-and prints one table: load held, faults survived, inputs tried, bytes lost. Every loop is bounded in
-count and time. The short form (tests/hardening/test_soak_short.py) runs the load part in seconds.
+and prints one table: load held, faults survived, inputs tried, stuck jobs and bytes lost (both
+over the load and the faults). Every loop is bounded in count and time. The short forms
+(tests/hardening/test_soak_short.py, test_faults_short.py) run the load and each fault in seconds.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.hardening import faults
+from tests.hardening.cli_lab import FINAL, REPO, CliLab
+
 # Writes numbered lines at a rate for a time, then the SHA-256 and size of all it wrote.
 WRITER = r"""
 import hashlib, os, sys, time
@@ -61,25 +68,10 @@ class LoadResult:
         return max(0, self.bytes_expected - self.bytes_received) + (1 if self.mismatched else 0)
 
 
-def _cli(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "batchai_cli", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
-    )
-
-
 def run_load(work: Path, *, jobs: int, seconds: float, rate: int, readers: int) -> LoadResult:
     """`jobs` jobs at once on a cluster of as many nodes, with `readers` CLI loops reading meanwhile."""
-    home = work / "home"
-    home.mkdir(mode=0o700)
-    env = {**os.environ, "BATCHAI_HOME": str(home), "NO_COLOR": "1"}
-    g = ("-g", "rg", "-w", "ws")
-    for args in (
-        ("workspace", "create", "-g", "rg", "-n", "ws", "-l", "eastus"),
-        ("experiment", "create", *g, "-n", "exp"),
-        ("cluster", "create", *g, "-n", "c", "-s", "Standard_NC6", "-t", str(jobs), "-u", "u", "-p", "Passw0rd!"),
-    ):
-        done = _cli(env, *args, "-o", "none")
-        assert done.returncode == 0, done.stderr
+    lab = CliLab(work, nodes=jobs)
+    g = lab.group
     out = work / "out"
     script = work / "writer.py"
     script.write_text(WRITER)
@@ -98,7 +90,7 @@ def run_load(work: Path, *, jobs: int, seconds: float, rate: int, readers: int) 
         }
         path = work / f"job{index}.json"
         path.write_text(json.dumps(job))
-        done = _cli(env, "job", "create", *g, "-e", "exp", "-n", f"j{index}", "-c", "c", "-f", str(path), "-o", "none")
+        done = lab.cli("job", "create", *g, "-e", "exp", "-n", f"j{index}", "-c", "c", "-f", str(path), "-o", "none")
         assert done.returncode == 0, done.stderr
     stop = threading.Event()
     lock = threading.Lock()
@@ -108,10 +100,10 @@ def run_load(work: Path, *, jobs: int, seconds: float, rate: int, readers: int) 
         while not stop.is_set() and calls < 10_000:
             calls += 1
             if calls % 2:
-                done = _cli(env, "job", "list", *g, "-e", "exp", "-o", "tsv", "--query", "[].name", timeout=60)
+                done = lab.cli("job", "list", *g, "-e", "exp", "-o", "tsv", "--query", "[].name", timeout=60)
             else:
                 job = f"j{(number + calls) % jobs}"
-                done = _cli(env, "job", "file", "stream", *g, "-e", "exp", "-j", job, "-f", "stdout.txt", timeout=60)
+                done = lab.cli("job", "file", "stream", *g, "-e", "exp", "-j", job, "-f", "stdout.txt", timeout=60)
             with lock:
                 result.reader_calls += 1
                 if done.returncode != 0:
@@ -123,9 +115,8 @@ def run_load(work: Path, *, jobs: int, seconds: float, rate: int, readers: int) 
     deadline = time.monotonic() + seconds * 3 + 120
     names = {f"j{index}" for index in range(jobs)}
     while time.monotonic() < deadline:
-        listed = _cli(env, "job", "list", *g, "-e", "exp", "--query", "[].[name, executionState]", "-o", "tsv")
-        states = dict(line.split("\t") for line in listed.stdout.splitlines() if "\t" in line)
-        if all(states.get(name) in ("succeeded", "failed") for name in names):
+        states = lab.states()
+        if all(states.get(name) in FINAL for name in names):
             break
         time.sleep(1)
     stop.set()
@@ -133,8 +124,8 @@ def run_load(work: Path, *, jobs: int, seconds: float, rate: int, readers: int) 
         thread.join(timeout=90)
     result.seconds = round(time.monotonic() - started, 1)
     for name in sorted(names):
-        shown = json.loads(_cli(env, "job", "show", *g, "-e", "exp", "-n", name).stdout)
-        if shown["executionState"] not in ("succeeded", "failed"):
+        shown = lab.show(name)
+        if shown is None or shown["executionState"] not in FINAL:
             result.stuck.append(name)
             continue
         result.succeeded += shown["executionState"] == "succeeded"
@@ -145,7 +136,7 @@ def run_load(work: Path, *, jobs: int, seconds: float, rate: int, readers: int) 
         result.bytes_received += min(len(data), int(size))
         if hashlib.sha256(data).hexdigest() != digest:
             result.mismatched.append(name)
-    with sqlite3.connect(home / "state.db") as db:
+    with sqlite3.connect(lab.home / "state.db") as db:
         result.integrity = db.execute("pragma integrity_check").fetchone()[0]
     return result
 
@@ -168,8 +159,16 @@ def main() -> int:
     rate = int(os.environ.get("SOAK_RATE", str(1 << 20)))
     readers = int(os.environ.get("SOAK_READERS", "4"))
     examples = int(os.environ.get("BATCHAI_FUZZ_EXAMPLES", "3334"))
+    kills = int(os.environ.get("SOAK_KILLS", "100"))
+    outage = float(os.environ.get("SOAK_OUTAGE", "20"))
+    disk_tries = int(os.environ.get("SOAK_DISK_TRIES", "10"))
+    slurmd_tries = int(os.environ.get("SOAK_SLURMD", "6"))
     with tempfile.TemporaryDirectory(prefix="batchai-soak-") as work:
-        load = run_load(Path(work), jobs=jobs, seconds=seconds, rate=rate, readers=readers)
+        load = run_load(Path(work) / "load", jobs=jobs, seconds=seconds, rate=rate, readers=readers)
+        fault_results = faults.run_all(
+            Path(work) / "faults", kills=kills, outage=outage, disk_tries=disk_tries, slurmd_tries=slurmd_tries
+        )
+    survived = faults.merge(fault_results)
     fuzz_ok, fuzz_line = _pytest("tests/hardening/test_fuzz.py", {**os.environ, "BATCHAI_FUZZ_EXAMPLES": str(examples)})
     leak_ok, leak_line = _pytest("tests/hardening/test_leaks.py", dict(os.environ))
     rows = [
@@ -179,24 +178,39 @@ def main() -> int:
             f"{readers} readers ({load.reader_calls} calls, {len(load.reader_errors)} failed), "
             f"integrity_check {load.integrity}, {load.seconds} s",
         ),
-        ("stuck jobs", str(len(load.stuck)) + (f" ({', '.join(load.stuck)})" if load.stuck else "")),
-        ("faults survived", "not run: the SIGKILL, Azurite outage and disk-full cases come with items 1, 3, 4"),
+        ("stuck jobs", _stuck(load.stuck + survived.stuck)),
+        ("faults survived", [result.figure() for result in fault_results]),
         ("inputs tried", f"{3 * examples} fuzzed job/cluster files and command lines: {fuzz_line}"),
         ("tracebacks", "0" if fuzz_ok else f"found: {fuzz_line}"),
         ("leaks", "0" if leak_ok else f"found: {leak_line}"),
+        ("fault errors", _listed(survived.errors)),
         (
             "bytes lost",
-            f"{load.bytes_lost} of {load.bytes_expected}"
-            + (f" (checksum differs: {', '.join(load.mismatched)})" if load.mismatched else ""),
+            f"{load.bytes_lost + survived.bytes_lost} of {load.bytes_expected + survived.bytes_written} "
+            f"(load {load.bytes_lost}, faults {survived.bytes_lost})"
+            + (f"; checksum differs: {', '.join(load.mismatched)}" if load.mismatched else "")
+            + (f"; {survived.declared_lost} declared lost by a DiskFull error" if survived.declared_lost else "")
+            + (f"; {survived.in_pipe} in a killed agent's pipe" if survived.in_pipe else "")
+            + (f"; {survived.kept_in_spool} kept in a spool, as an error says" if survived.kept_in_spool else ""),
         ),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"{'measure'.ljust(width)}  figure")
     print(f"{'-' * width}  {'-' * 6}")
     for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
-    ok = not load.stuck and load.bytes_lost == 0 and load.integrity == "ok" and fuzz_ok and leak_ok
+        lines = value if isinstance(value, list) else [value]
+        for number, line in enumerate(lines):
+            print(f"{(name if number == 0 else '').ljust(width)}  {line}")
+    ok = not load.stuck and load.bytes_lost == 0 and load.integrity == "ok" and fuzz_ok and leak_ok and survived.ok
     return 0 if ok else 1
+
+
+def _stuck(stuck: list[str]) -> str | list[str]:
+    return "0" if not stuck else [str(len(stuck)), *stuck]
+
+
+def _listed(items: list[str]) -> str | list[str]:
+    return "0" if not items else [str(len(items)), *items]
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 import threading
 import time
 
@@ -19,40 +18,15 @@ from batchai_cli.agent.logs import LogShipper
 from batchai_cli.errors import StateStoreError
 from batchai_cli.state import State
 from batchai_cli.storage.local import LocalStore
+from tests.fixtures.disks import fill, mount_tmpfs, small_disk, unmount
 from tests.helpers import SUBSCRIPTION
 from tests.jobs.conftest import custom, until
 
 
-def mount_tmpfs(folder, size: str = "2m") -> None:
-    folder.mkdir(exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)], check=True)
-
-
-def unmount(folder) -> None:
-    subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def fill(folder, name: str = "filler") -> None:
-    """Fill the file system of `folder` to the last byte."""
-    with open(os.path.join(folder, name), "wb", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(b"f" * 65536)
-        except OSError:
-            pass
-        try:
-            while True:
-                handle.write(b"f")
-        except OSError:
-            pass
-
-
 @pytest.fixture
 def small(tmp_path):
-    folder = tmp_path / "small"
-    mount_tmpfs(folder)
-    yield folder
-    unmount(folder)
+    with small_disk(tmp_path / "small") as folder:
+        yield folder
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from batchai_cli.storage.blob import BlobStore
 from batchai_cli.storage.credentials import parse_connection_string
-from tests.hardening.outage import StoppableAzurite
+from tests.fixtures.azurite import StoppableAzurite
 from tests.jobs.conftest import until
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.helpers import pids_running
 from tests.jobs.conftest import custom, until, wait_state
 
 pytestmark = pytest.mark.integration
@@ -20,18 +21,7 @@ EXPECTED = "".join(f"{n}\n" for n in range(1, LINES + 1))
 
 
 def _agent_pid(needle: str) -> int:
-    def find():
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                        if needle in handle.read().replace(b"\0", b" ").decode():
-                            return int(entry)
-                except OSError:
-                    continue
-        return None
-
-    return until(find, 30, f"a process running {needle!r}")
+    return until(lambda: next(iter(pids_running(needle)), None), 30, f"a process running {needle!r}")
 
 
 def _kill_agent_right_after_output(lab, name: str, out, gate, needle: str) -> dict:

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests.fixtures import disks
+from tests.helpers import pids_running
 from tests.jobs.conftest import custom, pid_alive, until, wait_for_text, wait_state
 
 
@@ -127,21 +129,49 @@ def test_an_agent_killed_with_sigkill_fails_the_job(lab, tmp_path):
     assert not any(pid_alive(int(pid)) for pid in sleeper)
 
 
-def _find_process(needle: str) -> int:
+def _find_process(*parts: str, poll: float = 0.05) -> int:
+    """The first process whose command line holds every one of `parts` (waiting 10 s at most)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    cmdline = handle.read().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if needle in cmdline:
-                return int(entry)
-        time.sleep(0.05)
-    raise AssertionError(f"no process runs {needle!r}")
+        if found := pids_running(*parts):
+            return found[0]
+        time.sleep(poll)
+    raise AssertionError(f"no process runs {parts!r}")
+
+
+def _runner_pid(job_id: str) -> int:
+    from batchai_cli import ids
+    from batchai_cli.state import open_state
+
+    db = open_state()
+    try:
+        return until(lambda: (db.get_run(ids.parse(job_id).key)["runner"] or {}).get("pid"), 10, "the runner's pid")
+    finally:
+        db.close()
+
+
+def test_a_runner_killed_while_its_agent_starts_leaves_nothing_running(lab, tmp_path):
+    """The runner SIGKILLed before its agent has started the job's command: the next look fails the
+    job and finds no process of it to stop. The agent, going on, must not run the command past the
+    job's end (it used to: the job ran on, unwatched, on a node given to the next job)."""
+    out, ran = tmp_path / "out", tmp_path / "ran"
+    assert lab.submit("late", custom(f"touch {ran}; sleep 120", out)).code == 0
+    bundle = str(lab.bundle("late"))  # in every process of the job's, and of no other job's
+    agent = _find_process("batchai_cli.agent run", bundle, poll=0.002)
+    os.kill(agent, signal.SIGSTOP)  # still starting: it has recorded no process yet
+    try:
+        assert not os.path.exists(os.path.join(bundle, "pgids-0"))
+        os.kill(_runner_pid(lab.show("late")["id"]), signal.SIGKILL)
+        wait_state(lab, "late", ("failed",))
+        assert [e["code"] for e in lab.show("late")["executionInfo"]["errors"]] == ["JobRunnerDied"]
+    finally:
+        os.kill(agent, signal.SIGCONT)
+    try:
+        until(lambda: not pids_running(bundle) and not pids_running(str(ran)), 20, "the job's processes to end")
+    finally:
+        for group in pids_running(str(ran)):  # the job's shell leads its process group
+            os.killpg(group, signal.SIGKILL)
+    assert lab.show("late")["executionState"] == "failed"
 
 
 def test_job_json_stays_valid_json_for_ci(lab, tmp_path):
@@ -194,13 +224,8 @@ def test_a_hundred_megabytes_written_quickly_all_arrive(lab, tmp_path):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MB file system for the job's output folder (a tmpfs; the tests run as root)."""
-    import subprocess
-
-    folder = tmp_path / "small"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], check=True)
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=True)
+    with disks.small_disk(tmp_path / "small") as folder:
+        yield folder
 
 
 def test_a_full_output_disk_fails_the_job_and_keeps_the_log(lab, small_disk, monkeypatch):

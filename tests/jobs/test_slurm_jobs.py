@@ -264,3 +264,31 @@ def test_a_job_stopped_as_slurm_starts_it_stops_its_waiting_agents(slurm_lab, sl
     with open(os.path.join(bundle, "agent-0.log")) as log:
         assert "The job was stopped before its runner gave this node its launch." in log.read()
     assert not job_processes(shown["id"])
+
+
+def test_a_node_slurm_declares_down_under_a_running_job_is_named(slurm_lab, slurm, tmp_path):
+    """The node's slurmd dies (its job steps run on) and Slurm declares the node down, as it does
+    after SlurmdTimeout; here at once, with scontrol. The runner, alive, sees its agents' srun end:
+    the job fails, saying what Slurm says of the node, not only that srun ended."""
+    lab = slurm_lab
+    out, started = tmp_path / "out", tmp_path / "started"
+    assert lab.submit("stranded", custom(f"touch {started}; sleep 120", out), cluster="s").code == 0
+    until(started.exists, 60, "the job to start")
+    node = slurm.run("squeue", "-h", "-n", "batchai-stranded", "-o", "%N").stdout.strip()
+    ended = lab.bundle("stranded") / "reports" / "ended.json"
+    slurm.kill_slurmd(node)
+    try:
+        slurm.run("scontrol", "update", f"nodename={node}", "state=down", "reason=lost in the test")
+        # No look at the job until the runner has reported: a look first finds the Slurm job
+        # ended (NODE_FAIL) itself, and says "one of its nodes failed".
+        until(ended.exists, 60, "the runner to report the job's end")
+    finally:
+        slurm.start_slurmd(node)
+        slurm.run("scontrol", "update", f"nodename={node}", "state=resume")
+    [error] = lab.show("stranded")["executionInfo"]["errors"]
+    assert error["code"] == "NodeAgentDied", error
+    assert error["message"] == (
+        f"The agent on node {node} (task 0) ended (srun exited with code 0; Slurm has node {node} down: "
+        "lost in the test) before it reported a result; the job was stopped."
+    )
+    until(lambda: slurm.node_states().get(node) == "idle", 60, f"{node} to be idle again")

@@ -8,7 +8,7 @@ from batchai_cli.cli import tables
 from batchai_cli.cli.job_file import cluster_file as _cluster_file
 from batchai_cli.cli.node_exec import exec_options, run_on_node
 from batchai_cli.cli.options import (
-    defaulted_option,
+    cluster_option,
     group,
     ids_option,
     name_option,
@@ -262,15 +262,7 @@ def node() -> None:
 @node.command("list", table=tables.remote_logins)
 @resource_group_option()
 @workspace_option()
-@defaulted_option(
-    "-c",
-    "--cluster",
-    dest="cluster_name",
-    default_name="cluster",
-    required=True,
-    kind="cluster",
-    help="Name of cluster.",
-)
+@cluster_option()
 @pass_app
 def node_list(app, resource_group, workspace, cluster_name):
     """List the nodes of a cluster, with how to reach them.
@@ -287,15 +279,7 @@ def node_list(app, resource_group, workspace, cluster_name):
 @node.command("exec")
 @resource_group_option()
 @workspace_option()
-@defaulted_option(
-    "-c",
-    "--cluster",
-    dest="cluster_name",
-    default_name="cluster",
-    required=True,
-    kind="cluster",
-    help="Name of cluster.",
-)
+@cluster_option()
 @exec_options
 @pass_app
 def node_exec(app, resource_group, workspace, cluster_name, command, node_id, forwards, _password, _ssh_key):

@@ -19,8 +19,8 @@ from batchai_cli.cli.job_reports import report_end, report_wait
 from batchai_cli.cli.options import (
     Outcome,
     ReaderGone,
+    cluster_option,
     complete_names_of,
-    defaulted_option,
     experiment_option,
     group,
     name_option,
@@ -227,15 +227,7 @@ def cluster_file() -> None:
 @cluster_file.command("list", table=tables.cluster_files)
 @resource_group_option()
 @workspace_option()
-@defaulted_option(
-    "-c",
-    "--cluster",
-    dest="cluster_name",
-    default_name="cluster",
-    required=True,
-    kind="cluster",
-    help="Name of cluster.",
-)
+@cluster_option()
 @click.option(
     "-p",
     "--path",

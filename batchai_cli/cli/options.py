@@ -322,6 +322,19 @@ def experiment_option(required: bool = True) -> Callable:
     )
 
 
+def cluster_option() -> Callable:
+    """-c/--cluster of the commands that work on one cluster's nodes or files."""
+    return defaulted_option(
+        "-c",
+        "--cluster",
+        dest="cluster_name",
+        default_name="cluster",
+        required=True,
+        kind="cluster",
+        help="Name of cluster.",
+    )
+
+
 def name_option(*flags: str, kind: str, help: str, required: bool = False) -> Callable:
     return click.option(*flags, "name", required=required, help=help, shell_complete=complete_names_of(kind))
 

@@ -111,13 +111,13 @@ def _holder(session: Session, rid: ResourceId, engine: Engine, cluster: Cluster,
 
 
 def job_target(session: Session, rid: ResourceId, node_id: str | None) -> Target:
-    job = jobs.get_job(session, rid)
-    nodes = jobs.list_remote_login_information(session, rid)
-    state = job.get("executionState")
+    nodes = jobs.list_remote_login_information(session, rid)  # the job brought up to date, once
+    body = session.state.get(rid) or {}
+    state = body.get("executionState")
     node = _pick(nodes, node_id, f'The job "{rid.name}" is not running on any node (its state: {state}).')
-    engine, cluster = cluster_engine(session, ids.parse(job["cluster"]["id"], expect="cluster"))
+    engine, cluster = cluster_engine(session, ids.parse(body["cluster"]["id"], expect="cluster"))
     run = session.state.get_run(rid.key) or {}
-    bundle = bundles.Bundle.of(session.state.get(rid) or {})
+    bundle = bundles.Bundle.of(body)
     task = [entry["nodeId"] for entry in nodes].index(node)
     agent = [sys.executable, "-m", "batchai_cli.agent", "exec", bundle.path, str(task)]
     return Target(engine, cluster, run.get("runner"), node, agent)

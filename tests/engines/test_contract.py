@@ -157,17 +157,22 @@ def test_terminate_stops_every_process_of_a_running_job(engine_lab):
     until(lambda: node_state_counts(lab) == idle_counts(NODES), what="both nodes idle again")
 
 
+def mpi_job(lab, marks, command: str) -> dict:
+    """A two-node customMpi job of two ranks, each running `command` with $MARKS set to `marks`."""
+    return {
+        "nodeCount": NODES,
+        "stdOutErrPathPrefix": str(lab.out),
+        "environmentVariables": [{"name": "MARKS", "value": str(marks)}],
+        "customMpiSettings": {"processCount": 2, "commandLine": command},
+    }
+
+
 def test_terminate_stops_every_rank_of_an_mpi_job(engine_lab):
     lab = engine_lab
     marks = lab.scratch / "ranks"
     marks.mkdir()
     rank = "echo $$ > $MARKS/rank-$OMPI_COMM_WORLD_RANK; exec sleep 300"
-    job = {
-        "nodeCount": NODES,
-        "stdOutErrPathPrefix": str(lab.out),
-        "environmentVariables": [{"name": "MARKS", "value": str(marks)}],
-        "customMpiSettings": {"processCount": 2, "commandLine": f"bash -c '{rank}'"},
-    }
+    job = mpi_job(lab, marks, f"bash -c '{rank}'")
     assert lab.submit("ranks", job).code == 0
     shown = wait_state(lab, "ranks", ("running",), timeout=WAIT)
     until(lambda: len([p for p in marks.iterdir() if p.read_text().strip()]) == 2, 60, "both ranks' pids")
@@ -336,12 +341,7 @@ def test_an_mpi_job_starts_every_rank(engine_lab):
         "'task': e['AZ_BATCHAI_TASK_INDEX'], 'AZ_BATCHAI_JOB_TEMP': e['AZ_BATCHAI_JOB_TEMP'], "
         "'SLURMD_NODENAME': e.get('SLURMD_NODENAME')}))"
     )
-    job = {
-        "nodeCount": NODES,
-        "stdOutErrPathPrefix": str(lab.out),
-        "environmentVariables": [{"name": "MARKS", "value": str(marks)}],
-        "customMpiSettings": {"processCount": 2, "commandLine": f'python3 -c "{rank_script}"'},
-    }
+    job = mpi_job(lab, marks, f'python3 -c "{rank_script}"')
     assert lab.submit("mpi", job).code == 0
     waited = lab.wait("mpi", timeout=WAIT)
     stdouterr = lab.stdouterr("mpi", lab.out)

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -145,7 +146,7 @@ class State:
             with private.umask():
                 self._db = sqlite3.connect(path, timeout=_busy_timeout(), isolation_level=None)
                 self._db.execute(f"PRAGMA busy_timeout = {int(_busy_timeout() * 1000)}")
-                self._db.execute("PRAGMA journal_mode = WAL")
+                self._use_wal()
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
@@ -154,6 +155,24 @@ class State:
 
     def close(self) -> None:
         self._db.close()
+
+    def _use_wal(self) -> None:
+        """Put the file in WAL mode (once: the mode is kept in the file). SQLite refuses the switch
+        with "database is locked" at once, without waiting, while another connection has a fresh
+        file open, so the switch is retried here for as long as the busy timeout allows."""
+        if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        deadline = time.monotonic() + _busy_timeout()
+        delay = 0.001
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     # -- schema -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -171,6 +172,21 @@ def test_concurrent_creates_in_threads_give_one_resource(home):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(create, range(16)))
     assert sorted(outcomes) == ["created"] + ["duplicate"] * 15
+
+
+def test_opening_a_fresh_file_waits_for_another_writer(home):
+    """SQLite refuses the switch to WAL at once ("database is locked", no busy wait) while another
+    connection writes a fresh file; opening waits for it instead (this made the test above flaky)."""
+    path = os.path.join(str(home), state.STATE_FILE)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        state.open_state().close()
+    finally:
+        release.join()
+        other.close()
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ job's runner and agents, which may be other machines) read and write only this f
         reports/started.json   {"startTime", "nodes"}                                (runner)
         reports/ended.json     {"executionState", "exitCode", "errors", "startTime", "endTime"}
         reports/runner.json    where the runner runs {"host", "pid", "start"}        (runner)
+        prepared-<task>        the node is ready: volumes placed, jobPreparation done   (agent)
         result-<task>.json     each node's end                                       (agent)
         pgids-<task>, agent-<task>.log, runner.log, job.sbatch
 
@@ -112,6 +113,9 @@ class Bundle:
 
     def result_path(self, task: int) -> str:
         return self.file(f"result-{task}.json")
+
+    def prepared_path(self, task: int) -> str:
+        return self.file(f"prepared-{task}")
 
     def process_groups_path(self, task: int) -> str:
         return self.file(f"pgids-{task}")

@@ -157,6 +157,8 @@ class NodeRun:
             ):
                 self.fail(mpi)
                 raise _Stop
+            if self.multi:
+                self._wait_for_every_node()
             if not launches:
                 self.note("This node runs no process of its own for this toolkit; it waits for the job to end.")
                 while not self._stop_requested():
@@ -173,6 +175,31 @@ class NodeRun:
             self.note("Stopped: the job was terminated.")
         problems = self._upload(placed, volumes, stdouterr_key, store)
         return self._finish(exit_code, essential, problems)
+
+    def _wait_for_every_node(self) -> None:
+        """The toolkit starts once every node of the job has prepared (its volumes and its
+        jobPreparation): say this node is ready, then wait for the others. A node that ended
+        without being ready stops this one; its result says why, and the runner stops the rest."""
+        private.write_whole(self.bundle.prepared_path(self.task_index), "")
+        waiting, delay, said = set(range(self.node_count)), 0.01, False
+        while True:
+            with contextlib.suppress(OSError):
+                os.listdir(self.shared)  # a network file system looks again (see _wait_for_launch)
+            waiting = {task for task in waiting if not os.path.exists(self.bundle.prepared_path(task))}
+            if not waiting:
+                return
+            ended = sorted(task for task in waiting if os.path.exists(self.bundle.result_path(task)))
+            if ended:
+                self.note(f"Task {ended[0]} of the job ended before it was ready; this node stops.")
+                raise _Stop
+            if self._stop_requested():
+                raise _Stop
+            if not said and delay >= 0.2:
+                tasks = ", ".join(map(str, sorted(waiting)))
+                self.note(f"Waiting for task{'s' if len(waiting) > 1 else ''} {tasks} of the job to be ready.")
+                said = True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     def _stop_requested(self) -> bool:
         """Whether the job is to stop: a signal came, or the bundle holds a stop request. The

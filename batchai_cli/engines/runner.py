@@ -94,7 +94,7 @@ class Runner:
         shared = self.bundle.path
         if agents is None:  # else the batch script cleared these before it started the agents
             for name in os.listdir(shared):
-                if name.startswith(("result-", "pgids-", "stop-agents")):
+                if name.startswith(("result-", "prepared-", "pgids-", "stop-agents")):
                     os.unlink(os.path.join(shared, name))
         launch = {"nodes": nodes, "node_ids": node_ids, "ports": _free_ports(2 * len(nodes) + 4)}
         if node_names is not None:
@@ -117,9 +117,17 @@ class Runner:
         errors: list[dict] = []
         reason: str | None = None
         stopping_at: float | None = None
+
+        def lost(task: int) -> bool:
+            return agents.task_done(task) and not os.path.exists(self.bundle.result_path(task))
+
         while agents.running():
-            if all(agents.task_done(t) for t in essential) and stopping_at is None:
-                agents.signal(signal.SIGTERM)  # parameter servers and idle nodes
+            if stopping_at is None and (
+                all(agents.task_done(t) for t in essential) or any(map(lost, range(len(nodes))))
+            ):
+                # The job's work is done (parameter servers and idle nodes are left), or an agent
+                # died: the other nodes wait for it to be ready (agent/node.py) or need it.
+                agents.signal(signal.SIGTERM)
                 stopping_at = time.monotonic()
             reason = reason or self.stop_reason()
             if deadline and time.monotonic() > deadline and not reason:

@@ -329,6 +329,43 @@ def test_a_two_node_job_has_a_task_on_each_node_and_the_host_lists(engine_lab):
     assert lab.batchai(*job_nodes).json() == []
 
 
+def test_the_command_starts_once_every_node_is_prepared(engine_lab):
+    """Every node's jobPreparation runs before the toolkit starts (batchai-model.md): the master's
+    command sees what the other node's slow preparation made."""
+    lab = engine_lab
+    prep = "if [ $AZ_BATCHAI_TASK_INDEX = 1 ]; then sleep 3; fi; touch {marks}/prepared-$AZ_BATCHAI_TASK_INDEX"
+    job = lab.job(f"ls {lab.scratch}", nodeCount=NODES, jobPreparation={"commandLine": prep.format(marks=lab.scratch)})
+    assert lab.submit("prep", job).code == 0
+    waited = lab.wait("prep", timeout=WAIT)
+    folder = lab.stdouterr("prep", lab.out)
+    assert waited.code == 0, waited.err
+    assert (folder / "stdout.txt").read_text().split() == ["prepared-0", "prepared-1"]
+
+
+def test_a_node_whose_preparation_fails_stops_the_job_before_its_command(engine_lab):
+    lab = engine_lab
+    ran = lab.scratch / "ran"
+    prep = "if [ $AZ_BATCHAI_TASK_INDEX = 1 ]; then echo no disk >&2; exit 3; fi"
+    job = lab.job(f"touch {ran}", nodeCount=NODES, jobPreparation={"commandLine": prep})
+    assert lab.submit("badprep", job).code == 0
+    assert lab.wait("badprep", timeout=WAIT).code == 1
+    shown = lab.show("badprep")
+    assert shown["executionState"] == "failed"
+    (error,) = shown["executionInfo"]["errors"]
+    assert error["details"][0]["name"] == "node"
+    other = error["details"][0]["value"]  # task 1's node
+    (master,) = set(lab.node_names()) - {other}
+    assert (error["code"], error["message"]) == (
+        "JobPreparationFailed",
+        "The job preparation task failed with exit code 3.",
+    )
+    assert not ran.exists()  # the master never started the command
+    folder = lab.stdouterr("badprep", lab.out)
+    assert (folder / f"stderr-job_prep-{other}.txt").read_text() == "no disk\n"
+    log = (folder / f"execution-{master}.log").read_text()
+    assert "Task 1 of the job ended before it was ready; this node stops." in log
+
+
 def test_an_mpi_job_starts_every_rank(engine_lab):
     assert shutil.which("mpirun"), "Open MPI is needed: apt-get install openmpi-bin (make test-deps does)"
     lab = engine_lab

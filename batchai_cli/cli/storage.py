@@ -7,6 +7,7 @@ too, on a terminal, unless --no-progress. stdout carries az's JSON result only.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -81,9 +82,15 @@ def _credentials(account_name, account_key, connection_string, sas_token, auth_m
     )
 
 
-def _open(kind: str, location: str, account: dict):
+# How long a batch transfer retries a request while storage does not answer: about what az's
+# retry policy waits (15 + 18 + 24 s); BATCHAI_STORAGE_PATIENCE sets it.
+TRANSFER_PATIENCE = 60.0
+
+
+def _open(kind: str, location: str, account: dict, *, transfer: bool = False):
     """The store for a container/share name, name/path, or URL given on the command line, with the
-    credentials the account options and the environment give."""
+    credentials the account options and the environment give. A batch transfer's store waits out
+    an outage of TRANSFER_PATIENCE seconds."""
     from batchai_cli.errors import UsageError
     from batchai_cli.storage import open_store
     from batchai_cli.storage.credentials import require_credentials
@@ -100,6 +107,13 @@ def _open(kind: str, location: str, account: dict):
         raise UsageError(
             f"'{location.split('?')[0]}' is not an Azure {'Blob container' if kind == 'blob' else 'file share'}."
         )
+    if transfer:
+        try:
+            store.client.patience = float(os.environ.get("BATCHAI_STORAGE_PATIENCE", TRANSFER_PATIENCE))
+        except ValueError:
+            raise UsageError(
+                f"BATCHAI_STORAGE_PATIENCE must be a number of seconds, not {os.environ['BATCHAI_STORAGE_PATIENCE']!r}."
+            ) from None
     return store
 
 
@@ -210,7 +224,7 @@ def blob_upload_batch(
     from batchai_cli.services import transfer
 
     summary = transfer.upload_batch(
-        _open("blob", destination, account),
+        _open("blob", destination, account, transfer=True),
         source,
         destination_path=destination_path,
         pattern=pattern,
@@ -250,7 +264,7 @@ def blob_download_batch(
     from batchai_cli.services import transfer
 
     summary = transfer.download_batch(
-        _open("blob", source, account),
+        _open("blob", source, account, transfer=True),
         destination,
         pattern=pattern,
         dryrun=dryrun,
@@ -303,7 +317,7 @@ def file_upload_batch(
     from batchai_cli.services import transfer
 
     summary = transfer.upload_batch(
-        _open("file", destination, account),
+        _open("file", destination, account, transfer=True),
         source,
         destination_path=destination_path,
         pattern=pattern,
@@ -341,7 +355,7 @@ def file_download_batch(
     from batchai_cli.services import transfer
 
     summary = transfer.download_batch(
-        _open("file", source, account),
+        _open("file", source, account, transfer=True),
         destination,
         pattern=pattern,
         dryrun=dryrun,

@@ -8,7 +8,9 @@ SDK's SharedKeyCredentialPolicy builds; tests/storage/test_rest.py checks them a
 
 Each thread keeps its own connection per host, so parallel transfers never share a socket and
 never wait on a pool lock. Timeouts are short (connect 5 s, read 30 s by default) and retries
-bounded, so a hung server turns into an error instead of a hang.
+bounded, so a hung server turns into an error instead of a hang: 3 retries (about 5 s) by default,
+and for as long as `patience` seconds from a request's first failure when that is longer (the batch
+transfers wait out an outage of a minute, as az's retry policy does).
 
 Nothing secret is logged: the Authorization header never is, and URLs are logged with their SAS
 signature replaced by ***.
@@ -34,6 +36,7 @@ from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from batchai_cli import __version__
+from batchai_cli import log as messages
 from batchai_cli.errors import StorageError
 from batchai_cli.storage.credentials import StorageCredentials, redact
 
@@ -101,6 +104,7 @@ class RestClient:
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
         retries: int | None = None,
+        patience: float | None = None,
     ):
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -115,6 +119,8 @@ class RestClient:
         self.connect_timeout = connect_timeout or _env_float("BATCHAI_STORAGE_CONNECT_TIMEOUT", 5.0)
         self.read_timeout = read_timeout or _env_float("BATCHAI_STORAGE_READ_TIMEOUT", 30.0)
         self.retries = retries if retries is not None else int(_env_float("BATCHAI_STORAGE_RETRIES", 3))
+        self.patience = patience if patience is not None else 0.0
+        self._waiting_said = False
         self._key = credentials.key_bytes() if credentials.kind == "key" else None
         self._sas_query = (
             parse_qsl(credentials.sas_token or "", keep_blank_values=True) if credentials.kind == "sas" else []
@@ -184,6 +190,7 @@ class RestClient:
         query = list(query) + self._sas_query
         target = path + ("?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query) if query else "")
         attempt = 0
+        first_failure = 0.0
         while True:
             sent_headers = {
                 "x-ms-date": formatdate(usegmt=True),
@@ -210,7 +217,8 @@ class RestClient:
                     reused = False
                     log.debug("%s %s: stale connection, reconnecting", method, self._log_url(target))
                     continue
-                if attempt >= self.retries:
+                first_failure = first_failure or time.monotonic()
+                if not self._may_retry(attempt, first_failure, _describe(exc)):
                     raise TransportError(
                         f"The storage service at {self._netloc()} did not answer: {_describe(exc)}.",
                         hint="Check the network and the endpoint, then run the command again.",
@@ -227,7 +235,9 @@ class RestClient:
                 response.headers.get("x-ms-error-code", ""),
                 (time.monotonic() - started) * 1000,
             )
-            if response.status in RETRY_STATUSES and attempt < self.retries:
+            if response.status in RETRY_STATUSES and self._may_retry(
+                attempt, first_failure := first_failure or time.monotonic(), f"{response.status} {response.reason}"
+            ):
                 attempt += 1
                 delay = self._backoff(attempt)
                 retry_after = response.headers.get("retry-after")
@@ -236,6 +246,24 @@ class RestClient:
                 time.sleep(delay)
                 continue
             return response
+
+    def _may_retry(self, attempt: int, first_failure: float, problem: str) -> bool:
+        """Whether a request that failed `attempt + 1` times is sent again: within the retry count,
+        or within `patience` seconds of its first failure (said once, as a warning: a transfer that
+        stops moving for a minute must say why)."""
+        if attempt < self.retries:
+            return True
+        if time.monotonic() - first_failure >= self.patience:
+            return False
+        if not self._waiting_said:
+            self._waiting_said = True
+            messages.warning(
+                "The storage service at %s does not answer (%s); retrying for up to %g s.",
+                self._netloc(),
+                problem,
+                self.patience,
+            )
+        return True
 
     @staticmethod
     def _backoff(attempt: int) -> float:

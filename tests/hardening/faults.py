@@ -440,15 +440,21 @@ def azurite_outage_jobs(work: Path, *, outage: float = 20.0) -> FaultResult:
     return result
 
 
-def azurite_outage_upload(work: Path, *, outage: float = 20.0, files: int = 160) -> FaultResult:
+def azurite_outage_upload(
+    work: Path, *, outage: float = 20.0, files: int = 160, patience: float | None = None
+) -> FaultResult:
     """Azurite stopped for `outage` seconds during `storage blob upload-batch` of `files` files of
-    512 KiB and one of 12 MiB (in blocks): it ends with every file uploaded whole, or fails saying how
-    many did not go, leaving no torn blob; the same command again with --skip-unchanged finishes it."""
+    512 KiB and one of 12 MiB (in blocks). Within its patience (BATCHAI_STORAGE_PATIENCE, `patience`;
+    else the CLI's 60 s) it waits the outage out, saying so, and uploads every file whole. An outage
+    longer than that fails it saying how many files did not go, leaving no torn blob, and the same
+    command again with --skip-unchanged finishes it."""
+    from batchai_cli.cli.storage import TRANSFER_PATIENCE
     from batchai_cli.storage.blob import BlobStore
     from batchai_cli.storage.credentials import parse_connection_string
     from tests.fixtures.azurite import StoppableAzurite
 
-    result = FaultResult(f"Azurite stopped {outage:g} s during upload-batch")
+    waits = TRANSFER_PATIENCE if patience is None else patience
+    result = FaultResult(f"Azurite stopped {outage:g} s during upload-batch (patience {waits:g} s)")
     started = time.monotonic()
     rng = random.Random(4)
     source = work / "source"
@@ -459,6 +465,8 @@ def azurite_outage_upload(work: Path, *, outage: float = 20.0, files: int = 160)
     azurite = StoppableAzurite(work / "azurite")
     store = BlobStore("uploads", credentials=parse_connection_string(azurite.connection_string))
     env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string, "NO_COLOR": "1"}
+    if patience is not None:
+        env["BATCHAI_STORAGE_PATIENCE"] = str(patience)
     argv = [sys.executable, "-m", "batchai_cli", "storage", "blob", "upload-batch", "-s", str(source)]
     argv += ["-d", "uploads", "--create-container", "--max-connections", "2", "--no-progress", "-o", "none"]
     try:
@@ -481,6 +489,10 @@ def azurite_outage_upload(work: Path, *, outage: float = 20.0, files: int = 160)
         sizes = {path.name: path.stat().st_size for path in source.iterdir()}
         result.bytes_written = sum(sizes.values())
         failed = _failed_count(err)
+        if outage < waits - 10 and upload.returncode != 0:
+            result.errors.append(f"upload-batch failed during an outage well inside its patience: {err[-500:]}")
+        if outage < waits - 10 and "does not answer" not in err:
+            result.errors.append("upload-batch waited out the outage without saying why it stalled")
         if upload.returncode == 0:
             result.outcomes["succeeded"] += 1
         elif failed is not None and "Traceback" not in err and "Unexpected error" not in err:

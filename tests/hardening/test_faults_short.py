@@ -39,8 +39,15 @@ def test_azurite_stopped_during_jobs_writing_to_blob(tmp_path):
 
 
 def test_azurite_stopped_during_upload_batch(tmp_path):
-    result = faults.azurite_outage_upload(tmp_path, outage=5, files=100)
+    result = faults.azurite_outage_upload(tmp_path, outage=12, files=100)
     assert_survived(result, tries=1)
+    assert dict(result.outcomes) == {"succeeded": 1}  # waited out: the next test's outage, with patience
+
+
+def test_azurite_stopped_longer_than_upload_batch_waits(tmp_path):
+    result = faults.azurite_outage_upload(tmp_path, outage=12, files=100, patience=0)  # its 3 retries take ~5 s
+    assert_survived(result, tries=2)
+    assert [what.split(",")[0] for what in result.outcomes] == ["failed", "run again: succeeded"], result.outcomes
 
 
 def test_a_full_home_and_a_full_log_folder(tmp_path):

@@ -454,7 +454,7 @@ def azurite_outage_upload(
     from tests.fixtures.azurite import StoppableAzurite
 
     waits = TRANSFER_PATIENCE if patience is None else patience
-    result = FaultResult(f"Azurite stopped {outage:g} s during upload-batch (patience {waits:g} s)")
+    result = FaultResult(f"Azurite stopped {outage:g} s during upload-batch, patience {waits:g} s")
     started = time.monotonic()
     rng = random.Random(4)
     source = work / "source"

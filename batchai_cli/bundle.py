@@ -12,6 +12,7 @@ job's runner and agents, which may be other machines) read and write only this f
         reports/runner.json    where the runner runs {"host", "pid", "start"}        (runner)
         prepared-<task>        the node is ready: volumes placed, jobPreparation done   (agent)
         result-<task>.json     each node's end                                       (agent)
+        lost-<task>            a Slurm agent's exit status, when it died without its result (srun's shell)
         pgids-<task>, agent-<task>.log, runner.log, job.sbatch
 
 Every file is written whole under a temporary name, then renamed: a reader sees the old file or
@@ -113,6 +114,9 @@ class Bundle:
 
     def result_path(self, task: int) -> str:
         return self.file(f"result-{task}.json")
+
+    def lost_path(self, task: int) -> str:
+        return self.file(f"lost-{task}")
 
     def prepared_path(self, task: int) -> str:
         return self.file(f"prepared-{task}")

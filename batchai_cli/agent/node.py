@@ -188,7 +188,7 @@ class NodeRun:
             waiting = {task for task in waiting if not os.path.exists(self.bundle.prepared_path(task))}
             if not waiting:
                 return
-            ended = sorted(task for task in waiting if os.path.exists(self.bundle.result_path(task)))
+            ended = sorted(task for task in waiting if self._ended(task))
             if ended:
                 self.note(f"Task {ended[0]} of the job ended before it was ready; this node stops.")
                 raise _Stop
@@ -200,6 +200,10 @@ class NodeRun:
                 said = True
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+    def _ended(self, task: int) -> bool:
+        """Whether task's agent has ended: its result, or (Slurm) the mark of its death."""
+        return os.path.exists(self.bundle.result_path(task)) or os.path.exists(self.bundle.lost_path(task))
 
     def _stop_requested(self) -> bool:
         """Whether the job is to stop: a signal came, or the bundle holds a stop request. The

@@ -124,7 +124,7 @@ def batch_script(job_id: str, nodes: int, bundle_path: str) -> str:
     return (
         "#!/bin/sh\n"
         "trap '' TERM INT USR1\n"
-        "rm -f result-*.json prepared-* pgids-* stop-agents\n"
+        "rm -f result-*.json prepared-* lost-* pgids-* stop-agents\n"
         "(\n"
         f'  export {private.JOB_UMASK_VARIABLE}="${{{private.JOB_UMASK_VARIABLE}:-$(umask)}}"\n'
         f"  umask {private.PRIVATE_UMASK:03o}\n"

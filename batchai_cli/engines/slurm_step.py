@@ -95,6 +95,15 @@ def agent_step_argv(job_id: str, node_count: int, bundle_path: str) -> list[str]
     # before its handlers are in place (a short task 0 ends before the idle nodes' agents have
     # started). The agents start with SIGTERM ignored instead, and look for the stop mark,
     # written before any signal, once their handlers are in place.
+    # The shell stays as the agent's parent: an agent that dies without its result (SIGKILL, the
+    # OOM killer) is told by lost-<task>, holding its exit status, which the runner and the other
+    # nodes watch (srun, with --kill-on-bad-exit=0, lets the other tasks go on and says nothing).
+    # ($5 is the bundle: the shell's arguments are the agent's command line.)
+    watch = (
+        'trap \'\' TERM INT; "$0" "$@"; code=$?; lost="$5/lost-$SLURM_PROCID"; '
+        '[ -e "$5/result-$SLURM_PROCID.json" ] || { echo "$code" > "$lost.tmp" && mv "$lost.tmp" "$lost"; }; '
+        'exit "$code"'
+    )
     return [
         "srun",
         f"--nodes={node_count}",
@@ -104,7 +113,7 @@ def agent_step_argv(job_id: str, node_count: int, bundle_path: str) -> list[str]
         f"--output={os.path.join(bundle_path, 'agent-%t.log')}",
         "sh",
         "-c",
-        'trap \'\' TERM INT; exec "$0" "$@"',
+        watch,
         sys.executable,
         "-m",
         "batchai_cli.agent",
@@ -151,6 +160,7 @@ class AgentStep:
         self.slurm_job = os.environ["SLURM_JOB_ID"]
         self.job_id, self.bundle_path = job_id, job_bundle.path
         self.result_path = job_bundle.result_path
+        self.lost_path = job_bundle.lost_path
         self.node_names = node_names
         self.stop_mark = stop_mark(job_bundle.path)
         if srun_pid is None:
@@ -164,7 +174,17 @@ class AgentStep:
         return self.srun.poll() is None
 
     def task_done(self, task: int) -> bool:
-        return self.srun.poll() is not None or os.path.exists(self.result_path(task))
+        return self.srun.poll() is not None or any(
+            os.path.exists(path(task)) for path in (self.result_path, self.lost_path)
+        )
+
+    def lost_status(self, task: int) -> int | None:
+        """The exit status of task's agent when it died without its result (agent_step_argv)."""
+        try:
+            with open(self.lost_path(task)) as handle:
+                return int(handle.read().strip())
+        except (OSError, ValueError):
+            return None
 
     def signal(self, sig: int) -> None:
         """Signal every process of the step on every node (srun itself would kill them at once on
@@ -188,7 +208,13 @@ class AgentStep:
     def how(self, task: int) -> str:
         from batchai_cli.engines.slurm import node_trouble  # an agent died: worth asking Slurm why
 
-        how = f"srun exited with code {self.srun.returncode}"
+        status = self.lost_status(task)
+        if status is not None and status > 128:
+            how = f"killed by {_signal_name(status - 128)}"
+        elif status is not None:
+            how = f"exited with code {status}"
+        else:
+            how = f"srun exited with code {self.srun.returncode}"
         trouble = node_trouble(self.node_names[task]) if task < len(self.node_names) else None
         return f"ended ({how}; {trouble})" if trouble else f"ended ({how})"
 
@@ -235,3 +261,10 @@ def node_addresses(names: list[str] | None = None) -> dict[str, str]:
         if "NodeName" in fields:
             addresses[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
     return addresses
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -366,6 +366,35 @@ def test_a_node_whose_preparation_fails_stops_the_job_before_its_command(engine_
     assert "Task 1 of the job ended before it was ready; this node stops." in log
 
 
+def test_an_agent_killed_while_its_node_prepares_fails_the_job(engine_lab):
+    """The master waits for every node to be ready; a node whose agent dies first (alone: its node
+    is fine) must not leave it waiting for ever."""
+    lab = engine_lab
+    ran, preparing = lab.scratch / "ran", lab.scratch / "preparing"
+    record_pid = f"echo $$ > {preparing}.tmp; mv {preparing}.tmp {preparing}"
+    prep = f"if [ $AZ_BATCHAI_TASK_INDEX = 1 ]; then {record_pid}; sleep 300; fi"
+    job = lab.job(f"touch {ran}", nodeCount=NODES, jobPreparation={"commandLine": prep})
+    assert lab.submit("lost", job).code == 0
+    until(preparing.exists, WAIT, "task 1's preparation")
+    os.kill(_agent_above(int(preparing.read_text())), signal.SIGKILL)
+    assert lab.wait("lost", timeout=WAIT).code == 1
+    errors = lab.show("lost")["executionInfo"]["errors"]
+    assert [error["code"] for error in errors] == ["NodeAgentDied"], errors
+    assert "killed by SIGKILL" in errors[0]["message"]
+    assert not ran.exists()  # the master never started the command
+
+
+def _agent_above(pid: int) -> int:
+    """The nearest process above `pid` that is a batchai agent."""
+    while pid > 1:
+        with open(f"/proc/{pid}/stat") as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            if b"batchai_cli.agent" in handle.read():
+                return pid
+    raise AssertionError("no batchai agent above the job's preparation")
+
+
 def test_an_mpi_job_starts_every_rank(engine_lab):
     assert shutil.which("mpirun"), "Open MPI is needed: apt-get install openmpi-bin (make test-deps does)"
     lab = engine_lab

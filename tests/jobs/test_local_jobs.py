@@ -129,24 +129,6 @@ def test_an_agent_killed_with_sigkill_fails_the_job(lab, tmp_path):
     assert not any(pid_alive(int(pid)) for pid in sleeper)
 
 
-def test_an_agent_killed_while_its_node_prepares_fails_the_job(lab, tmp_path):
-    """The master waits for every node to be ready; a node whose agent dies first must not leave
-    it waiting for ever."""
-    out, ran = tmp_path / "out", tmp_path / "ran"
-    assert lab.create_cluster("two", 2).code == 0
-    prep = f"if [ $AZ_BATCHAI_TASK_INDEX = 1 ]; then touch {tmp_path}/preparing; sleep 300; fi"
-    job = custom(f"touch {ran}", out, nodeCount=2, jobPreparation={"commandLine": prep})
-    assert lab.submit("stuck", job, cluster="two").code == 0
-    until(lambda: (tmp_path / "preparing").exists(), 60, "task 1's preparation")
-    shown = lab.show("stuck")
-    os.kill(_find_process(f"batchai_cli.agent run {shown['id']} 1 "), signal.SIGKILL)
-    assert lab.wait("stuck", timeout=60).code == 1
-    errors = lab.show("stuck")["executionInfo"]["errors"]
-    assert [error["code"] for error in errors] == ["NodeAgentDied"]
-    assert errors[0]["message"].startswith("The agent on node 1 killed by SIGKILL")
-    assert not ran.exists()
-
-
 def _find_process(*parts: str, poll: float = 0.05) -> int:
     """The first process whose command line holds every one of `parts` (waiting 10 s at most)."""
     deadline = time.monotonic() + 10

@@ -21,7 +21,15 @@ from batchai_cli import bundle as bundles
 from batchai_cli import ids, private
 from batchai_cli.agent import environment, layout, toolkits
 from batchai_cli.agent.logs import LogShipper, Stream
-from batchai_cli.agent.volumes import Placed, clean_node, place, release, upload_changes, volume_mode
+from batchai_cli.agent.volumes import (
+    Placed,
+    clean_node,
+    linked_folders,
+    place,
+    release,
+    upload_changes,
+    volume_mode,
+)
 from batchai_cli.models import batchai_error
 from batchai_cli.procs import ready_for_signals
 from batchai_cli.storage import paths
@@ -305,7 +313,7 @@ class NodeRun:
                 slots = _slots(self.properties, self.node_count)
                 handle.write(toolkits.host_file(hosts or ["localhost"] * self.node_count, slots))
         self.env = env
-        self.linked_folders = [os.path.realpath(item.path) for item in placed if item.volume.kind == "localFolder"]
+        self.linked_folders = linked_folders(placed)
         self.user_variables = {
             v["name"]
             for v in (self.properties.get("environmentVariables") or []) + (self.properties.get("secrets") or [])

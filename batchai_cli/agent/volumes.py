@@ -145,6 +145,12 @@ def _place_file_server(
     return Placed(volume, target, None, None, mount=mounted)
 
 
+def linked_folders(placed: list[Placed]) -> list[str]:
+    """The folders the volumes placed as symlinks lead to (local folders, and file servers on a
+    node that cannot bind-mount): a container must be given them too, or it sees dangling links."""
+    return [os.path.realpath(item.path) for item in placed if os.path.islink(item.path)]
+
+
 def upload_changes(placed: Placed, skip_prefixes: list[str], note: Callable[[str], None]) -> list[str]:
     """Upload new and changed files of a staged copy. Returns the problems (empty when all went up).
 

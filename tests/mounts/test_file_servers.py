@@ -347,6 +347,8 @@ def test_a_node_that_cannot_bind_mount_links_the_servers_folder(batchai, home, w
         f"Linked file server fs (folder {folder / 'runs'}) at $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs "
         "(a symlink: a bind mount needs root)."
     ]
+    # A container job is given the folder the link leads to, as it is a local folder's.
+    assert volumes.linked_folders([placed]) == [str(folder / "runs")]
     assert placed.mount is None and volumes.release(placed, notes.append) == []
     ref["sourceDirectory"] = "missing"
     with pytest.raises(mounts.MountError, match="its sourceDirectory does not exist"):

@@ -14,6 +14,7 @@ job's runner and agents, which may be other machines) read and write only this f
         result-<task>.json     each node's end                                       (agent)
         lost-<task>            a Slurm agent's exit status, when it died without its result (srun's shell)
         pgids-<task>, agent-<task>.log, runner.log, job.sbatch
+        stop-agents            the agents are to stop (a Slurm step signalled before it was ready)
 
 Every file is written whole under a temporary name, then renamed: a reader sees the old file or
 the new one, never half. Reports only ever move forward (started, then ended), so folding them into
@@ -24,6 +25,7 @@ A leaf module: the services, the engines and the agent all use it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -35,6 +37,10 @@ LAUNCH = "launch.json"
 STARTED = "reports/started.json"
 ENDED = "reports/ended.json"
 RUNNER = "reports/runner.json"
+STOP_AGENTS = "stop-agents"
+# What one run of the job's agents leaves (each node's readiness, result, death and process groups;
+# the stop mark), cleared before the agents start.
+RUN_FILE_PREFIXES = ("result-", "prepared-", "lost-", "pgids-", STOP_AGENTS)
 
 
 def job_uuid(body: dict) -> str:
@@ -120,6 +126,16 @@ class Bundle:
 
     def prepared_path(self, task: int) -> str:
         return self.file(f"prepared-{task}")
+
+    def agent_ended(self, task: int) -> bool:
+        """Whether task's agent has ended: its result, or (Slurm) the mark of its death."""
+        return os.path.exists(self.result_path(task)) or os.path.exists(self.lost_path(task))
+
+    def look_again(self) -> None:
+        """Make a network file system (NFS) look at the folder again, instead of trusting a "no such
+        file" it may have cached: a poll for a file another node writes calls this first."""
+        with contextlib.suppress(OSError):
+            os.listdir(self.path)
 
     def process_groups_path(self, task: int) -> str:
         return self.file(f"pgids-{task}")

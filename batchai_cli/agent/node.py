@@ -81,14 +81,11 @@ class NodeRun:
         deadline = time.monotonic() + LAUNCH_WAIT
         delay = 0.005
         while time.monotonic() < deadline:
-            if os.path.exists(self.bundle.file("stop-agents")):
+            if os.path.exists(self.bundle.file(bundles.STOP_AGENTS)):
                 raise SystemExit("The job was stopped before its runner gave this node its launch.")
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
-            # Listing the folder first makes a network file system (NFS) look again instead of
-            # trusting the "no such file" it may have cached at the first read.
-            with contextlib.suppress(OSError):
-                os.listdir(self.bundle.path)
+            self.bundle.look_again()
             launch = self.bundle.read(bundles.LAUNCH)
             if launch is not None:
                 return launch
@@ -106,7 +103,7 @@ class NodeRun:
         signal.signal(signal.SIGINT, self._on_term)
         ready_for_signals()
         if self.slurm_job:  # a stop signalled before the handlers were in place was ignored
-            self.terminated = os.path.exists(self.bundle.file("stop-agents"))
+            self.terminated = os.path.exists(self.bundle.file(bundles.STOP_AGENTS))
         for folder in (self.job_dir, self.shared):
             os.makedirs(folder, exist_ok=True)
         exit_code: int | None = None
@@ -191,12 +188,11 @@ class NodeRun:
         private.write_whole(self.bundle.prepared_path(self.task_index), "")
         waiting, delay, said = set(range(self.node_count)), 0.01, False
         while True:
-            with contextlib.suppress(OSError):
-                os.listdir(self.shared)  # a network file system looks again (see _wait_for_launch)
+            self.bundle.look_again()
             waiting = {task for task in waiting if not os.path.exists(self.bundle.prepared_path(task))}
             if not waiting:
                 return
-            ended = sorted(task for task in waiting if self._ended(task))
+            ended = sorted(task for task in waiting if self.bundle.agent_ended(task))
             if ended:
                 self.note(f"Task {ended[0]} of the job ended before it was ready; this node stops.")
                 raise _Stop
@@ -208,10 +204,6 @@ class NodeRun:
                 said = True
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
-
-    def _ended(self, task: int) -> bool:
-        """Whether task's agent has ended: its result, or (Slurm) the mark of its death."""
-        return os.path.exists(self.bundle.result_path(task)) or os.path.exists(self.bundle.lost_path(task))
 
     def _stop_requested(self) -> bool:
         """Whether the job is to stop: a signal came, or the bundle holds a stop request. The

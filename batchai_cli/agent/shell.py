@@ -74,6 +74,7 @@ def job_environment(bundle: bundles.Bundle, task: int, *, wait: float = 0.0) -> 
                 f"({bundle.file(environment.record_name(task))} is missing)."
             )
         time.sleep(0.05)
+        bundle.look_again()
     named = set(record.get("secrets") or [])
     secrets = {
         secret["name"]: secret["value"]

@@ -109,7 +109,7 @@ def _open(kind: str, location: str, account: dict, *, transfer: bool = False):
         )
     if transfer:
         try:
-            store.client.patience = float(os.environ.get("BATCHAI_STORAGE_PATIENCE", TRANSFER_PATIENCE))
+            store.wait_out_outages(float(os.environ.get("BATCHAI_STORAGE_PATIENCE", TRANSFER_PATIENCE)))
         except ValueError:
             raise UsageError(
                 f"BATCHAI_STORAGE_PATIENCE must be a number of seconds, not {os.environ['BATCHAI_STORAGE_PATIENCE']!r}."

@@ -94,7 +94,7 @@ class Runner:
         shared = self.bundle.path
         if agents is None:  # else the batch script cleared these before it started the agents
             for name in os.listdir(shared):
-                if name.startswith(("result-", "prepared-", "lost-", "pgids-", "stop-agents")):
+                if name.startswith(bundles.RUN_FILE_PREFIXES):
                     os.unlink(os.path.join(shared, name))
         launch = {"nodes": nodes, "node_ids": node_ids, "ports": _free_ports(2 * len(nodes) + 4)}
         if node_names is not None:

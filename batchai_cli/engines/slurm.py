@@ -32,6 +32,7 @@ import math
 import os
 import re
 
+from batchai_cli import bundle as bundles
 from batchai_cli import log
 from batchai_cli.engines.base import Engine, NodeView
 from batchai_cli.engines.slurm_step import agent_step_argv, in_allocation, node_addresses, run
@@ -124,7 +125,7 @@ def batch_script(job_id: str, nodes: int, bundle_path: str) -> str:
     return (
         "#!/bin/sh\n"
         "trap '' TERM INT USR1\n"
-        "rm -f result-*.json prepared-* lost-* pgids-* stop-agents\n"
+        f"rm -f {' '.join(prefix + '*' for prefix in bundles.RUN_FILE_PREFIXES)}\n"
         "(\n"
         f'  export {private.JOB_UMASK_VARIABLE}="${{{private.JOB_UMASK_VARIABLE}:-$(umask)}}"\n'
         f"  umask {private.PRIVATE_UMASK:03o}\n"

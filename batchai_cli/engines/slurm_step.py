@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 
+from batchai_cli import bundle as bundles
 from batchai_cli.errors import EngineError
 
 COMMAND_TIMEOUT = 30.0
@@ -159,10 +160,9 @@ class AgentStep:
     def __init__(self, job_id: str, node_names: list[str], job_bundle, *, srun_pid: int | None = None):
         self.slurm_job = os.environ["SLURM_JOB_ID"]
         self.job_id, self.bundle_path = job_id, job_bundle.path
-        self.result_path = job_bundle.result_path
-        self.lost_path = job_bundle.lost_path
+        self.bundle = job_bundle
         self.node_names = node_names
-        self.stop_mark = stop_mark(job_bundle.path)
+        self.stop_mark = job_bundle.file(bundles.STOP_AGENTS)
         if srun_pid is None:
             argv = agent_step_argv(job_id, len(node_names), job_bundle.path)
             self.srun = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
@@ -174,14 +174,12 @@ class AgentStep:
         return self.srun.poll() is None
 
     def task_done(self, task: int) -> bool:
-        return self.srun.poll() is not None or any(
-            os.path.exists(path(task)) for path in (self.result_path, self.lost_path)
-        )
+        return self.srun.poll() is not None or self.bundle.agent_ended(task)
 
     def lost_status(self, task: int) -> int | None:
         """The exit status of task's agent when it died without its result (agent_step_argv)."""
         try:
-            with open(self.lost_path(task)) as handle:
+            with open(self.bundle.lost_path(task)) as handle:
                 return int(handle.read().strip())
         except (OSError, ValueError):
             return None
@@ -236,11 +234,6 @@ class AgentStep:
 def in_allocation(slurm_job: str, node: str, argv: list[str]) -> list[str]:
     """argv as one more step of a running Slurm job, on one of its nodes, beside the job's own steps."""
     return ["srun", "--quiet", "--overlap", f"--jobid={slurm_job}", "-w", node, "-N1", "-n1", *argv]
-
-
-def stop_mark(shared_dir: str) -> str:
-    """The file that tells a Slurm job's agents to stop, should they start after the signal."""
-    return os.path.join(shared_dir, "stop-agents")
 
 
 def hostnames(nodelist: str) -> list[str]:

@@ -129,6 +129,9 @@ class AzureStore(Store):
         """A SAS query for the blob or file `name` (read-only, sp=rl, unless `permission` says
         otherwise), signed with the account key."""
 
+    def wait_out_outages(self, seconds: float) -> None:
+        self.client.patience = seconds
+
     def close(self) -> None:
         self.client.close()
 

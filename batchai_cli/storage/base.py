@@ -359,6 +359,10 @@ class Store(ABC):
             "writer, or an earlier append that was lost)."
         )
 
+    def wait_out_outages(self, seconds: float) -> None:  # noqa: B027 - a local folder has no outages
+        """Retry each request for up to `seconds` while the service does not answer, instead of
+        failing after a few quick retries (a long batch transfer rides out a short outage)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release
         """Release connections; the store must not be used afterwards."""
 
